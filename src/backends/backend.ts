@@ -1,0 +1,73 @@
+import type { Readable, Writable } from 'node:stream';
+import type { Logger } from '../log.ts';
+import type { BridgeError } from '../errors.ts';
+import type { Target } from '../target.ts';
+import type { Identity } from '../identity.ts';
+
+/** The terminal the SSH client asked for with pty-req. cols/rows of 0 mean "unknown". */
+export interface TtySpec {
+  term: string;
+  cols: number;
+  rows: number;
+}
+
+/** What to run. Backends know nothing of SSH: the session translates SSH requests into this. */
+export interface ProcessSpec {
+  /** null: an interactive login shell (bash where present, else sh). Otherwise a command string
+   *  that runs through `/bin/sh -c` exactly as sshd runs it (never split on spaces). */
+  command: string | null;
+  /** null: no terminal; stdout and stderr stay separate. */
+  tty: TtySpec | null;
+  /** Environment the user may set (TERM comes from `tty.term`, not from here). */
+  env: Readonly<Record<string, string>>;
+}
+
+/** How a remote process ended. `error` covers a stream or API failure after the process started. */
+export type Exit =
+  | { kind: 'code'; code: number }
+  | { kind: 'signal'; signal: string; coreDumped: boolean }
+  | { kind: 'error'; error: BridgeError };
+
+export interface TerminalSize {
+  cols: number;
+  rows: number;
+}
+
+/**
+ * A process running somewhere (a container, this machine). Contract for every backend:
+ * - `stdout`/`stderr` are flow-controlled: when nobody reads them, the backend stops reading from
+ *   the process (pauses the socket, the pty), so memory stays bounded.
+ * - `stdin` reports backpressure through `write()` returning false; `stdin.end()` delivers EOF.
+ * - `exited` resolves once, and only after `stdout` and `stderr` have pushed all their data and
+ *   ended, so a consumer that drains them and then awaits `exited` has seen every byte.
+ * - `exited` never rejects: failures after start are `{ kind: 'error' }`.
+ */
+export interface RemoteProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /** null when a TTY was requested: the terminal carries both streams. */
+  readonly stderr: Readable | null;
+  /** Resize the remote terminal; sizes with a 0 are ignored. No-op without a TTY. */
+  resize(size: TerminalSize): void;
+  /** Deliver a signal by SSH name (INT, TERM, HUP, KILL, ...), without the SIG prefix. */
+  signal(name: string): void;
+  readonly exited: Promise<Exit>;
+  /** The client went away before the process exited: stop it and release everything. Idempotent. */
+  terminate(reason: string): Promise<void>;
+}
+
+export interface OpenContext {
+  identity: Identity;
+  log: Logger;
+}
+
+export type BackendName = 'kubernetes' | 'local';
+
+export interface Backend {
+  readonly name: BackendName;
+  /** One line for the start-up log: what this backend serves and from where. */
+  describe(): string;
+  /** Resolves once the process runs; rejects with a BridgeError naming what is wrong. */
+  open(target: Target, spec: ProcessSpec, ctx: OpenContext): Promise<RemoteProcess>;
+  close(): Promise<void>;
+}
