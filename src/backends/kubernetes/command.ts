@@ -1,0 +1,83 @@
+/**
+ * The argv we hand to Kubernetes exec. Exec has no environment field and never sets TERM, so a
+ * small POSIX `/bin/sh` wrapper (busybox and dash included) exports TERM and the accepted
+ * environment, then replaces itself with what the user asked for:
+ *   - a command: `/bin/sh -c "$cmd"`, exactly as sshd runs `shell -c command` (never split);
+ *   - no command: a login shell, bash where the image has it, else sh.
+ * Every value travels as a positional argument and is only ever expanded inside double quotes,
+ * so no value is ever parsed as shell text.
+ */
+import type { ProcessSpec } from '../backend.ts';
+
+/** The wrapper's `$0`, so its own rare error messages say who is talking. */
+const WRAPPER_NAME = 'podbridge';
+
+/** Environment variable that marks every process of one session, so a later exec can find the
+ *  session (and its process group) to signal or clean it up. */
+export const SESSION_TAG_VAR = 'PODBRIDGE_SESSION';
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+// $1 is the number of KEY=VALUE arguments that follow; `export "$1"` assigns one of them
+// verbatim (the name was validated here, the value is never re-parsed).
+const EXPORT_ENV = `n=$1; shift
+while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done`;
+
+// With a TTY the API server may apply our first resize after the process started (seen through
+// v4 endpoints), and a program that reads its size at once would see 0x0. Wait, bounded to about
+// a second, until the terminal has a size. Without stty (or fractional sleep) we skip or cap the
+// wait rather than delay every login.
+const WAIT_FOR_TTY_SIZE = `if command -v stty >/dev/null 2>&1; then
+  i=0
+  while [ "$i" -lt 20 ]; do
+    case $(stty size 2>/dev/null) in
+      ''|0\\ *|*\\ 0) ;;
+      *) break ;;
+    esac
+    sleep 0.05 2>/dev/null || { sleep 1; break; }
+    i=$((i + 1))
+  done
+fi`;
+
+const RUN_COMMAND = `exec /bin/sh -c "$1"`;
+
+const RUN_LOGIN_SHELL = `if command -v bash >/dev/null 2>&1; then exec bash -l; fi
+exec /bin/sh -l`;
+
+export interface ExecCommand {
+  argv: string[];
+  /** Environment names refused because they are not valid shell names or hold a NUL byte. */
+  droppedEnv: string[];
+}
+
+export interface ExecCommandOptions {
+  /** Exported as PODBRIDGE_SESSION so a later exec can find this session's processes. */
+  sessionTag?: string;
+}
+
+export function buildExecCommand(spec: ProcessSpec, options: ExecCommandOptions = {}): ExecCommand {
+  const assignments: string[] = [];
+  const droppedEnv: string[] = [];
+  const add = (name: string, value: string): void => {
+    // A NUL cannot cross argv; an invalid name would make `export` fail or mean something else.
+    if (!ENV_NAME.test(name) || value.includes('\0')) droppedEnv.push(name);
+    else assignments.push(`${name}=${value}`);
+  };
+
+  if (spec.tty !== null) add('TERM', spec.tty.term);
+  for (const [name, value] of Object.entries(spec.env)) {
+    // TERM belongs to the pty request when there is one, as with sshd.
+    if (name === 'TERM' && spec.tty !== null) continue;
+    add(name, value);
+  }
+  if (options.sessionTag !== undefined) add(SESSION_TAG_VAR, options.sessionTag);
+
+  const steps = [EXPORT_ENV];
+  // A 0x0 pty-req (ssh -tt without a local terminal) will never get a size: do not wait for one.
+  if (spec.tty !== null && spec.tty.cols > 0 && spec.tty.rows > 0) steps.push(WAIT_FOR_TTY_SIZE);
+  steps.push(spec.command === null ? RUN_LOGIN_SHELL : RUN_COMMAND);
+
+  const argv = ['/bin/sh', '-c', steps.join('\n'), WRAPPER_NAME, String(assignments.length), ...assignments];
+  if (spec.command !== null) argv.push(spec.command);
+  return { argv, droppedEnv };
+}

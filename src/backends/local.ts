@@ -1,0 +1,204 @@
+/**
+ * The local backend: processes on the bridge's own machine. It is the embedded default when no
+ * cluster is configured (a newcomer gets a shell at once) and the reference the conformance suite
+ * uses to prove the session layer. Same semantics as the Kubernetes backend: commands through
+ * `/bin/sh -c`, an interactive login shell otherwise, a pty only when one was asked for.
+ */
+import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import { Readable, Writable } from 'node:stream';
+import pty from 'node-pty';
+import type { IPty } from 'node-pty';
+import type { Backend, Exit, OpenContext, ProcessSpec, RemoteProcess, TerminalSize } from './backend.ts';
+import { BridgeError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { Target } from '../target.ts';
+import { formatTarget } from '../target.ts';
+
+/** How long a terminated session's processes get between SIGHUP and SIGKILL. */
+const TERMINATE_GRACE_MS = 2000;
+const DEFAULT_SIZE: TerminalSize = { cols: 80, rows: 24 };
+
+export interface LocalBackendOptions {
+  /** Login shell for interactive sessions; default $SHELL, else bash, else sh. */
+  shell?: string;
+}
+
+function pickShell(preferred?: string): string {
+  for (const candidate of [preferred, process.env.SHELL, '/bin/bash', '/bin/sh']) {
+    if (candidate && fs.existsSync(candidate)) return candidate;
+  }
+  return '/bin/sh';
+}
+
+/** A fresh environment as sshd builds one: nothing of the bridge's own (tokens, KUBECONFIG) leaks. */
+function sessionEnv(spec: ProcessSpec, shell: string): Record<string, string> {
+  const user = os.userInfo();
+  const env: Record<string, string> = {
+    HOME: user.homedir,
+    USER: user.username,
+    LOGNAME: user.username,
+    SHELL: shell,
+    PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  };
+  if (spec.tty) env.TERM = spec.tty.term;
+  return { ...env, ...spec.env };
+}
+
+function signalName(signo: number): string {
+  const entry = Object.entries(os.constants.signals).find(([, n]) => n === signo);
+  return entry ? entry[0].replace(/^SIG/, '') : `SIG${signo}`;
+}
+
+function validSignal(name: string): NodeJS.Signals | null {
+  const full = `SIG${name}`;
+  return full in os.constants.signals ? (full as NodeJS.Signals) : null;
+}
+
+/** Signals a process group; ESRCH (already gone) is the expected end state, not an error. */
+function killGroup(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function groupAlive(pid: number): boolean {
+  return killGroup(pid, 0 as unknown as NodeJS.Signals);
+}
+
+async function terminateGroup(pid: number): Promise<void> {
+  if (!killGroup(pid, 'SIGHUP')) return;
+  const deadline = Date.now() + TERMINATE_GRACE_MS;
+  while (Date.now() < deadline && groupAlive(pid)) await new Promise((r) => setTimeout(r, 50));
+  if (groupAlive(pid)) killGroup(pid, 'SIGKILL');
+}
+
+/** A process behind a pseudo-terminal (node-pty), with flow control in both directions. */
+class PtyProcess implements RemoteProcess {
+  readonly stdout: Readable;
+  readonly stderr = null;
+  readonly stdin: Writable;
+  readonly exited: Promise<Exit>;
+  private ended = false;
+
+  constructor(private readonly term: IPty) {
+    this.stdout = new Readable({ read: () => term.resume() });
+    term.onData((data: string | Buffer) => {
+      // node-pty pauses its socket on request: a slow SSH reader stops the process at its write().
+      if (!this.stdout.push(typeof data === 'string' ? Buffer.from(data) : data)) term.pause();
+    });
+    this.stdin = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        term.write(chunk as unknown as string);
+        waitForPtyWriteQueue(term, cb);
+      },
+    });
+    this.exited = new Promise((resolve) => {
+      term.onExit(({ exitCode, signal }) => {
+        this.ended = true;
+        // node-pty emits exit after its socket closed, so every byte was already pushed.
+        this.stdout.push(null);
+        resolve(signal ? { kind: 'signal', signal: signalName(signal), coreDumped: false } : { kind: 'code', code: exitCode });
+      });
+    });
+  }
+
+  resize(size: TerminalSize): void {
+    if (this.ended || size.cols <= 0 || size.rows <= 0) return;
+    try {
+      this.term.resize(size.cols, size.rows);
+    } catch {
+      // The process exited between our check and the ioctl (EBADF): nothing to resize.
+    }
+  }
+
+  signal(name: string): void {
+    const sig = validSignal(name);
+    if (sig && !this.ended) this.term.kill(sig);
+  }
+
+  async terminate(): Promise<void> {
+    if (!this.ended) await terminateGroup(this.term.pid);
+    await this.exited;
+  }
+}
+
+/** node-pty queues writes without limit; hold the caller until the queue drains so stdin is bounded. */
+function waitForPtyWriteQueue(term: IPty, cb: () => void): void {
+  const queue = (term as unknown as { _writeStream?: { _writeQueue?: unknown[] } })._writeStream?._writeQueue;
+  if (!Array.isArray(queue)) return cb();
+  const check = () => (queue.length === 0 ? cb() : setTimeout(check, 2));
+  check();
+}
+
+/** A process with plain pipes: stdout and stderr stay separate, stdin EOF is a real EOF. */
+class PipeProcess implements RemoteProcess {
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly stdin: Writable;
+  readonly exited: Promise<Exit>;
+  private ended = false;
+
+  constructor(private readonly child: ChildProcess) {
+    this.stdout = child.stdout!;
+    this.stderr = child.stderr!;
+    this.stdin = child.stdin!;
+    // The process may exit without reading its input; EPIPE on our side is not the user's error.
+    this.stdin.on('error', () => {});
+    this.exited = new Promise((resolve) => {
+      // 'close' (not 'exit') fires after stdout and stderr ended, as the RemoteProcess contract asks.
+      child.once('close', (code, signal) => {
+        this.ended = true;
+        resolve(signal ? { kind: 'signal', signal: signal.replace(/^SIG/, ''), coreDumped: false } : { kind: 'code', code: code ?? 0 });
+      });
+      child.once('error', (err) => {
+        this.ended = true;
+        resolve({ kind: 'error', error: new BridgeError('exec-failed', `cannot start the process: ${err.message}`, { cause: err }) });
+      });
+    });
+  }
+
+  resize(): void {}
+
+  signal(name: string): void {
+    const sig = validSignal(name);
+    if (sig && !this.ended) this.child.kill(sig);
+  }
+
+  async terminate(): Promise<void> {
+    if (!this.ended && this.child.pid) await terminateGroup(this.child.pid);
+    this.stdout.destroy();
+    this.stderr.destroy();
+    await this.exited;
+  }
+}
+
+export function createLocalBackend(opts: LocalBackendOptions, log: Logger): Backend {
+  const shell = pickShell(opts.shell);
+  return {
+    name: 'local',
+    describe: () => `local shells on this machine as user ${os.userInfo().username} (login shell ${shell}); the login name is not used`,
+    async open(target: Target, spec: ProcessSpec, ctx: OpenContext): Promise<RemoteProcess> {
+      const env = sessionEnv(spec, shell);
+      const file = spec.command === null ? shell : '/bin/sh';
+      const args = spec.command === null ? ['-l'] : ['-c', spec.command];
+      const cwd = env.HOME && fs.existsSync(env.HOME) ? env.HOME : '/';
+      ctx.log.debug({ target: formatTarget(target), file, args, tty: spec.tty !== null }, 'local spawn');
+      if (spec.tty) {
+        const size = spec.tty.cols > 0 && spec.tty.rows > 0 ? spec.tty : DEFAULT_SIZE;
+        const term = pty.spawn(file, args, { name: spec.tty.term, cols: size.cols, rows: size.rows, cwd, env, encoding: null } as pty.IPtyForkOptions);
+        return new PtyProcess(term);
+      }
+      // detached: its own process group, so terminate() reaches children and background jobs too.
+      const child = spawnChild(file, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      return new PipeProcess(child);
+    },
+    async close() {
+      log.debug('local backend closed');
+    },
+  };
+}

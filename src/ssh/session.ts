@@ -1,0 +1,198 @@
+/**
+ * One SSH session channel: collects pty-req and env, turns shell/exec/subsystem into one
+ * RemoteProcess, forwards window-change and signal, and owns teardown order:
+ * all output flushed -> exit-status (or exit-signal) -> EOF -> close. Nothing about a particular
+ * backend lives here.
+ */
+import type { ServerChannel, Session as SshSession, PseudoTtyInfo, WindowChangeInfo } from 'ssh2';
+import type { Backend, Exit, ProcessSpec, RemoteProcess, TerminalSize, TtySpec } from '../backends/backend.ts';
+import { envAccepted } from '../config.ts';
+import { BridgeError, toBridgeError } from '../errors.ts';
+import type { Identity } from '../identity.ts';
+import type { Logger } from '../log.ts';
+import { flushed, pump } from '../pipe.ts';
+import { formatTarget, type Target } from '../target.ts';
+
+/** Exit status for failures of the bridge itself (no pod, forbidden, stream lost), like ssh's own 255. */
+export const BRIDGE_FAILURE_STATUS = 255;
+
+/** Finds the image's sftp-server, as sshd's `Subsystem sftp` would run it. */
+export const SFTP_SERVER_COMMAND = [
+  'for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server;',
+  'do [ -x "$p" ] && exec "$p"; done;',
+  'command -v sftp-server >/dev/null 2>&1 && exec sftp-server;',
+  'echo "podbridge: no sftp-server in this container; install openssh-sftp-server in the image, or use scp -O" >&2; exit 127',
+].join(' ');
+
+export interface SessionContext {
+  backend: Backend;
+  /** The parsed login name, or why it could not be parsed (reported when the session starts). */
+  target: Target | BridgeError;
+  identity: Identity;
+  acceptEnv: readonly string[];
+  log: Logger;
+}
+
+type Phase = 'setup' | 'opening' | 'running' | 'done';
+
+export class Session {
+  private tty: TtySpec | null = null;
+  private readonly env: Record<string, string> = {};
+  /** The latest window-change not yet applied (arrived while the process was being opened). */
+  private pendingSize: TerminalSize | null = null;
+  private phase: Phase = 'setup';
+  private process: RemoteProcess | null = null;
+  private channel: ServerChannel | null = null;
+  private readonly abort = new AbortController();
+  private clientGone = false;
+  private readonly log: Logger;
+
+  constructor(
+    ssh: SshSession,
+    private readonly ctx: SessionContext,
+  ) {
+    this.log = ctx.log;
+    ssh.on('pty', (accept, reject, info: PseudoTtyInfo) => {
+      if (this.phase !== 'setup') return reject?.();
+      this.tty = { term: info.term || 'xterm', cols: info.cols, rows: info.rows };
+      accept?.();
+    });
+    ssh.on('env', (accept, reject, info) => {
+      // Only names on the accept list, as sshd's AcceptEnv: PATH or LD_PRELOAD must never be set.
+      if (this.phase === 'setup' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(info.key) && envAccepted(info.key, ctx.acceptEnv)) {
+        this.env[info.key] = info.val;
+        return accept?.();
+      }
+      this.log.debug({ name: info.key }, 'env request refused (not in accept list)');
+      reject?.();
+    });
+    ssh.on('window-change', (accept, _reject, info: WindowChangeInfo) => {
+      accept?.();
+      this.onResize({ cols: info.cols, rows: info.rows });
+    });
+    ssh.on('signal', (accept, _reject, info) => {
+      accept?.();
+      const name = String(info.name).replace(/^SIG/, '');
+      this.log.info({ signal: name }, 'signal request');
+      this.process?.signal(name);
+    });
+    ssh.on('shell', (accept, reject) => this.start(accept, reject, null, 'shell'));
+    ssh.on('exec', (accept, reject, info) => this.start(accept, reject, info.command, 'exec'));
+    ssh.on('subsystem', (accept, reject, info) => {
+      if (info.name !== 'sftp') {
+        this.log.info({ subsystem: info.name }, 'unknown subsystem refused');
+        return reject?.();
+      }
+      this.tty = null; // sftp is a binary protocol: never through a terminal
+      this.start(accept, reject, SFTP_SERVER_COMMAND, 'subsystem:sftp');
+    });
+    ssh.on('auth-agent', (_accept, reject) => reject?.());
+    ssh.on('x11', (_accept, reject) => reject?.());
+    ssh.on('close', () => this.onClientGone('session channel closed'));
+  }
+
+  /** The whole connection went away (network drop, client killed). */
+  onClientGone(reason: string): void {
+    if (this.clientGone) return;
+    this.clientGone = true;
+    this.abort.abort();
+    if (this.phase === 'running' && this.process) {
+      this.log.info({ reason }, 'client gone before the process exited; terminating it');
+      void this.process.terminate(reason);
+    }
+  }
+
+  private onResize(size: TerminalSize): void {
+    // `ssh -tt` without a local terminal sends 0x0: unknown, never a real size.
+    if (size.cols <= 0 || size.rows <= 0) return;
+    if (this.tty) this.tty = { ...this.tty, cols: size.cols, rows: size.rows };
+    if (this.process) this.process.resize(size);
+    else this.pendingSize = size;
+  }
+
+  private start(
+    accept: () => ServerChannel | undefined,
+    reject: (() => void) | undefined,
+    command: string | null,
+    kind: string,
+  ): void {
+    if (this.phase !== 'setup') return reject?.();
+    const channel = accept();
+    if (!channel) return;
+    this.channel = channel;
+    this.phase = 'opening';
+    channel.on('error', (err: Error) => this.log.debug({ err: err.message }, 'channel error'));
+    channel.stderr.on('error', () => {});
+    void this.run(channel, command, kind).catch((err: unknown) => {
+      this.log.error({ err }, 'session failed unexpectedly');
+      void this.finish(channel, { kind: 'error', error: toBridgeError(err) });
+    });
+  }
+
+  private async run(channel: ServerChannel, command: string | null, kind: string): Promise<void> {
+    const { target, backend, identity } = this.ctx;
+    if (target instanceof BridgeError) return this.fail(channel, target);
+    const spec: ProcessSpec = { command, tty: this.tty, env: { ...this.env } };
+    const started = Date.now();
+    this.log.info(
+      { target: formatTarget(target), kind, command, tty: spec.tty ? `${spec.tty.cols}x${spec.tty.rows} ${spec.tty.term}` : null },
+      'session start',
+    );
+
+    let proc: RemoteProcess;
+    try {
+      proc = await backend.open(target, spec, { identity, log: this.log });
+    } catch (err) {
+      return this.fail(channel, toBridgeError(err));
+    }
+    if (this.clientGone) {
+      this.log.info('client left while the process was starting; terminating it');
+      await proc.terminate('client disconnected during start');
+      return;
+    }
+    this.process = proc;
+    this.phase = 'running';
+    if (this.pendingSize) proc.resize(this.pendingSize);
+    this.pendingSize = null;
+
+    const signal = this.abort.signal;
+    const stdout = pump(proc.stdout, channel, { end: false, signal });
+    const stderr = proc.stderr ? pump(proc.stderr, channel.stderr, { end: false, signal }) : Promise.resolve('ended');
+    // With a terminal, sshd never passes the client's EOF on (a pty cannot be half-closed): match it.
+    void pump(channel, proc.stdin, { end: spec.tty === null, signal });
+
+    const exit = await proc.exited;
+    await Promise.all([stdout, stderr]);
+    this.log.info({ target: formatTarget(target), exit: describeExit(exit), ms: Date.now() - started }, 'session end');
+    await this.finish(channel, exit);
+  }
+
+  private async fail(channel: ServerChannel, err: BridgeError): Promise<void> {
+    this.log.warn({ code: err.code, detail: err.detail, cause: err.cause instanceof Error ? err.cause.message : undefined }, err.message);
+    await this.finish(channel, { kind: 'error', error: err });
+  }
+
+  /** Flush, then exit-status, then EOF and close: after end() ssh2 silently drops the status. */
+  private async finish(channel: ServerChannel, exit: Exit): Promise<void> {
+    if (this.phase === 'done') return;
+    this.phase = 'done';
+    if (this.clientGone) return;
+    const signal = this.abort.signal;
+    if (exit.kind === 'error') {
+      const eol = this.tty ? '\r\n' : '\n';
+      channel.stderr.write(`podbridge: ${exit.error.message}${eol}`);
+    }
+    await Promise.all([flushed(channel, signal), flushed(channel.stderr, signal)]);
+    if (this.clientGone) return;
+    if (exit.kind === 'code') channel.exit(exit.code);
+    else if (exit.kind === 'signal') channel.exit(exit.signal, exit.coreDumped, '');
+    else channel.exit(BRIDGE_FAILURE_STATUS);
+    channel.end();
+  }
+}
+
+function describeExit(exit: Exit): string {
+  if (exit.kind === 'code') return `status ${exit.code}`;
+  if (exit.kind === 'signal') return `signal ${exit.signal}`;
+  return `error ${exit.error.code}`;
+}

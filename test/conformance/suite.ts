@@ -1,0 +1,202 @@
+/**
+ * One behaviour suite, run against every backend through the real OpenSSH client: a backend
+ * proves itself by passing it. Each test asserts what a user would notice: bytes, checksums,
+ * exit codes, terminal sizes, error text.
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { InteractiveSsh, runSsh, type ClientKey } from '../helpers/ssh-client.ts';
+
+export interface ConformanceTarget {
+  port: number;
+  key: ClientKey;
+  /** A login name that reaches a healthy container. */
+  login: string;
+  close(): Promise<void>;
+}
+
+export interface ErrorCase {
+  what: string;
+  login: string;
+  /** The one line the user must see on stderr. */
+  message: RegExp;
+}
+
+export interface ConformanceHarness {
+  name: string;
+  start(): Promise<ConformanceTarget>;
+  errorCases: ErrorCase[];
+  /** False where the backend cannot deliver stdin EOF (Kubernetes exec v4). */
+  stdinEof: boolean;
+}
+
+const sha256 = (b: Buffer | string) => crypto.createHash('sha256').update(b).digest('hex');
+
+/** `seq 1 N` as bytes: every line differs, so a dropped or reordered chunk changes the checksum. */
+function seqBytes(n: number): Buffer {
+  const parts: string[] = [];
+  for (let i = 1; i <= n; i++) parts.push(`${i}\n`);
+  return Buffer.from(parts.join(''));
+}
+
+export function conformance(h: ConformanceHarness): void {
+  describe(`conformance: ${h.name}`, () => {
+    let t: ConformanceTarget;
+    const run = (command: string | undefined, extra: Partial<Parameters<typeof runSsh>[0]> = {}) =>
+      runSsh({ port: t.port, key: t.key, login: t.login, command, ...extra });
+
+    before(async () => {
+      t = await h.start();
+    });
+    after(async () => {
+      await t?.close();
+    });
+
+    it('runs a command and returns its stdout with exit status 0', async () => {
+      const r = await run('echo hello; printf "%s|" "$0"');
+      assert.equal(r.stderr, '');
+      assert.equal(r.stdout.toString(), 'hello\n/bin/sh|');
+      assert.equal(r.code, 0);
+    });
+
+    it('returns the remote exit code exactly', async () => {
+      for (const code of [1, 3, 126, 127, 130, 255]) {
+        const r = await run(`exit ${code}`);
+        assert.equal(r.code, code, `exit ${code}: stderr ${r.stderr}`);
+      }
+      const missing = await run('definitely-not-a-command-xyz');
+      assert.equal(missing.code, 127);
+      assert.match(missing.stderr, /definitely-not-a-command-xyz/);
+    });
+
+    it('keeps stderr separate from stdout', async () => {
+      const r = await run('echo out; echo err >&2; echo out2; exit 4');
+      assert.equal(r.stdout.toString(), 'out\nout2\n');
+      assert.equal(r.stderr, 'err\n');
+      assert.equal(r.code, 4);
+    });
+
+    it('runs the command through /bin/sh -c, never split on spaces', async () => {
+      const r = await run(`printf '[%s]' "a  b" 'c d' ; X='$HOME'; echo " $X" | tr a-z A-Z`);
+      assert.equal(r.stdout.toString(), '[a  b][c d] $HOME\n');
+      assert.equal(r.code, 0);
+    });
+
+    it('carries accepted environment (SetEnv/SendEnv) but not others', async () => {
+      const r = await run('printf "%s|%s" "$LC_PODBRIDGE_TEST" "${EVIL_VAR-unset}"', {
+        extraArgs: ['-o', 'SetEnv=LC_PODBRIDGE_TEST=hello\\ world EVIL_VAR=1'],
+      });
+      assert.equal(r.stdout.toString(), 'hello world|unset');
+    });
+
+    if (h.stdinEof) {
+      it('delivers stdin EOF: a 10 MiB upload is read whole and checked by sha256', async () => {
+        const data = crypto.randomBytes(10 * 1024 * 1024);
+        const r = await run('sha256sum | cut -d" " -f1; wc -c </dev/null >/dev/null', { stdin: data });
+        assert.equal(r.stdout.toString().trim(), sha256(data));
+        assert.equal(r.code, 0);
+      });
+
+      it('delivers stdin EOF to `wc -c` and `tar x` like OpenSSH does', async () => {
+        const r = await run('wc -c', { stdin: Buffer.from('12345') });
+        assert.equal(r.stdout.toString().trim(), '5');
+        const dir = `/tmp/pb-tar-${crypto.randomUUID()}`;
+        const tarball = await run(`mkdir -p ${dir}/src && printf payload > ${dir}/src/f && tar c -C ${dir} src`);
+        assert.equal(tarball.code, 0);
+        const untar = await run(`mkdir -p ${dir}/dst && tar x -C ${dir}/dst && cat ${dir}/dst/src/f; rm -rf ${dir}`, { stdin: tarball.stdout });
+        assert.equal(untar.stdout.toString(), 'payload');
+        assert.equal(untar.code, 0);
+      });
+    } else {
+      it('without stdin EOF (v4) all output and the exit status still arrive', async () => {
+        const data = crypto.randomBytes(1024 * 1024);
+        const r = await run('head -c 1048576 | sha256sum | cut -d" " -f1; echo err >&2; exit 3', { stdin: data });
+        assert.equal(r.stdout.toString().trim(), sha256(data));
+        assert.equal(r.stderr, 'err\n');
+        assert.equal(r.code, 3);
+      });
+    }
+
+    it('streams 100 MiB down with every byte in order (sha256)', async () => {
+      const n = 14_500_000; // `seq 1 N` is ~114 MB
+      const r = await run(`seq 1 ${n}`, { timeoutMs: 120_000 });
+      assert.equal(r.code, 0);
+      assert.ok(r.stdout.length > 100 * 1024 * 1024);
+      assert.equal(sha256(r.stdout), sha256(seqBytes(n)));
+    });
+
+    it('gives an interactive login shell with TERM and the initial window size', async () => {
+      const s = new InteractiveSsh({ port: t.port, key: t.key, login: t.login, cols: 123, rows: 37 });
+      try {
+        s.write('echo "T=$TERM S=$(stty size) I=$-"; exit 7\r');
+        const m = await s.waitFor(/T=(\S+) S=(\d+ \d+) I=(\S*)/);
+        assert.equal(m[1], 'xterm-256color');
+        assert.equal(m[2], '37 123');
+        assert.match(m[3] ?? '', /i/, 'the shell is interactive');
+        assert.equal(await s.waitExit(), 7);
+      } finally {
+        s.kill();
+      }
+    });
+
+    it('sees the initial size before the first byte of output (ssh -t cmd)', async () => {
+      const s = new InteractiveSsh({ port: t.port, key: t.key, login: t.login, cols: 91, rows: 19, command: 'stty size' });
+      try {
+        await s.waitFor(/19 91/);
+        assert.equal(await s.waitExit(), 0);
+      } finally {
+        s.kill();
+      }
+    });
+
+    it('applies window-change: stty size follows every resize, the last one wins', async () => {
+      const s = new InteractiveSsh({ port: t.port, key: t.key, login: t.login, cols: 80, rows: 24 });
+      try {
+        s.write('echo READY\r');
+        await s.waitFor(/READY\r?\n/);
+        for (const [c, r] of [[100, 40], [120, 50], [132, 43]] as const) s.term.resize(c, r);
+        await new Promise((r) => setTimeout(r, 300));
+        const from = s.output.length;
+        s.write('echo "SIZE=$(stty size)"\r');
+        const m = await s.waitFor(/SIZE=(\d+ \d+)/, 15000, from);
+        assert.equal(m[1], '43 132');
+        s.write('exit\r');
+        assert.equal(await s.waitExit(), 0);
+      } finally {
+        s.kill();
+      }
+    });
+
+    it('Ctrl-C in a terminal interrupts the foreground command, not the session', async () => {
+      const s = new InteractiveSsh({ port: t.port, key: t.key, login: t.login });
+      try {
+        s.write('sleep 30\r');
+        await new Promise((r) => setTimeout(r, 500));
+        s.write('\x03');
+        // A shell abandons a whole command list on SIGINT, so ask for the status separately.
+        s.write('echo AFTER=$?\r');
+        await s.waitFor(/AFTER=130/);
+        s.write('exit 0\r');
+        assert.equal(await s.waitExit(), 0);
+      } finally {
+        s.kill();
+      }
+    });
+
+    for (const c of [{ what: 'invalid login name', login: 'Not_Valid!', message: /invalid login name "Not_Valid!"/ }, ...h.errorCases]) {
+      it(`error: ${c.what} -> one clear line on stderr, non-zero exit`, async () => {
+        const r = await runSsh({ port: t.port, key: t.key, login: c.login, command: 'echo should-not-run' });
+        assert.equal(r.stdout.toString(), '');
+        assert.match(r.stderr, c.message);
+        assert.match(r.stderr, /^podbridge: [^\n]+\n$/, `exactly one line: ${JSON.stringify(r.stderr)}`);
+        assert.equal(r.code, 255);
+      });
+    }
+
+    it('keeps serving after errors: a normal command still works', async () => {
+      const r = await run('echo still-here');
+      assert.equal(r.stdout.toString(), 'still-here\n');
+    });
+  });
+}
