@@ -4,8 +4,15 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { startBridge } from './bridge.ts';
 import { buildConfig, DEFAULT_HOST_KEY, defaultAuthorizedKeys } from './config.ts';
-import { createLogger, type LogLevel } from './log.ts';
+import { createLogger, type Logger, type LogLevel } from './log.ts';
 import { loadOrCreateHostKey } from './ssh/keys.ts';
+
+/** Start-up failures go to the log and, for the person at the terminal, as one line on stderr. */
+function fatal(log: Logger, message: string, code: number): never {
+  log.fatal(message);
+  process.stderr.write(`podbridge: ${message}\n`);
+  process.exit(code);
+}
 
 await yargs(hideBin(process.argv))
   .scriptName('podbridge')
@@ -47,13 +54,9 @@ await yargs(hideBin(process.argv))
           logLevel: argv.logLevel,
         });
       } catch (err) {
-        log.fatal((err as Error).message);
-        process.exit(2);
+        fatal(log, (err as Error).message, 2);
       }
-      const bridge = await startBridge(config, log).catch((err: Error) => {
-        log.fatal({ err: err.message }, `cannot start: ${err.message}`);
-        process.exit(1);
-      });
+      const bridge = await startBridge(config, log).catch((err: Error) => fatal(log, err.message, 1));
       const stop = (signal: string) => {
         log.info({ signal }, 'shutting down');
         void bridge.close().then(() => process.exit(0));

@@ -68,6 +68,9 @@ export const KIND_WORDS: ReadonlyMap<string, TargetRef['kind']> = new Map<string
   ['jobs', 'job'],
 ]);
 
+/** Kind words refused with a pointed message rather than "unknown kind". */
+const CRONJOB_WORDS: ReadonlySet<string> = new Set(['cj', 'cronjob', 'cronjobs']);
+
 const KIND_HINT = 'kinds are deploy, sts, ds, rs, job and pod, or their long forms';
 
 /** The kind a word names (`deploy` → 'deployment', `PODS` → 'pod'), or null. */
@@ -223,7 +226,7 @@ function checkName(raw: string, what: string, value: string, rule: 'label' | 'su
 }
 
 function unknownKindDotForm(ns: string, word: string, segments: string[], plusContainer: string | null): string {
-  if (nearestKindWord(word) !== null) return unknownKind(word, "before '/'");
+  if (nearestKindWord(word) !== null || CRONJOB_WORDS.has(asciiLower(word))) return unknownKind(word, "before '/'");
   let msg = unknownKind(word, "before '/'");
   const target = segments[1] ?? '';
   // `team-a.web/nginx` almost always means a container: say how to write it.
@@ -236,6 +239,7 @@ function unknownKindDotForm(ns: string, word: string, segments: string[], plusCo
 }
 
 function unknownKind(word: string, where: string): string {
+  if (CRONJOB_WORDS.has(asciiLower(word))) return 'a cronjob has no pods of its own: name one of its jobs (job/NAME)';
   const near = nearestKindWord(word);
   const guess = near === null ? '' : `did you mean "${near}"? `;
   return `unknown kind ${quote(word)} ${where} (${guess}${KIND_HINT})`;

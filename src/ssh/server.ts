@@ -103,7 +103,7 @@ function handleConnection(client: Connection, info: ClientInfo, deps: Connection
     if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
     const found = authorizedKeys.find(ctx.key.data);
     if (!found) {
-      if (ctx.signature) log.info({ user: ctx.username, key: ctx.key.algo }, 'auth refused: key not in authorized_keys');
+      log.info({ user: ctx.username, key: ctx.key.algo }, 'auth refused: key not in authorized_keys');
       return ctx.reject(['publickey']);
     }
     // Without a signature the client only asks whether this key would do; with one, verify it.

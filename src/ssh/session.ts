@@ -4,6 +4,7 @@
  * all output flushed -> exit-status (or exit-signal) -> EOF -> close. Nothing about a particular
  * backend lives here.
  */
+import os from 'node:os';
 import type { ServerChannel, Session as SshSession, PseudoTtyInfo, WindowChangeInfo } from 'ssh2';
 import type { Backend, Exit, ProcessSpec, RemoteProcess, TerminalSize, TtySpec } from '../backends/backend.ts';
 import { envAccepted } from '../config.ts';
@@ -185,9 +186,19 @@ export class Session {
     await Promise.all([flushed(channel, signal), flushed(channel.stderr, signal)]);
     if (this.clientGone) return;
     if (exit.kind === 'code') channel.exit(exit.code);
-    else if (exit.kind === 'signal') channel.exit(exit.signal, exit.coreDumped, '');
+    else if (exit.kind === 'signal') sendExitSignal(channel, exit.signal, exit.coreDumped);
     else channel.exit(BRIDGE_FAILURE_STATUS);
     channel.end();
+  }
+}
+
+/** RFC 4254 names only a few signals; for the rest report 128+N as a shell would. */
+function sendExitSignal(channel: ServerChannel, signal: string, coreDumped: boolean): void {
+  try {
+    channel.exit(signal, coreDumped, '');
+  } catch {
+    const signo = (os.constants.signals as Record<string, number>)[`SIG${signal}`];
+    channel.exit(signo ? 128 + signo : BRIDGE_FAILURE_STATUS);
   }
 }
 
