@@ -226,16 +226,16 @@ function checkName(raw: string, what: string, value: string, rule: 'label' | 'su
 }
 
 function unknownKindDotForm(ns: string, word: string, segments: string[], plusContainer: string | null): string {
-  if (nearestKindWord(word) !== null || CRONJOB_WORDS.has(asciiLower(word))) return unknownKind(word, "before '/'");
-  let msg = unknownKind(word, "before '/'");
-  const target = segments[1] ?? '';
+  const msg = unknownKind(word, "before '/'");
+  const looksLikeKind = nearestKindWord(word) !== null || CRONJOB_WORDS.has(asciiLower(word));
+  if (looksLikeKind || segments.length !== 2 || plusContainer !== null) return msg;
   // `team-a.web/nginx` almost always means a container: say how to write it.
-  if (segments.length === 2 && plusContainer === null && isDnsSubdomain(word) && isDnsLabel(target)) {
-    const suggestion = `${ns}.${word}+${target}`;
-    if (suggestion.length <= 100) return `${msg}; for container "${target}" write ${suggestion}`;
+  const target = segments[1] ?? '';
+  const suggestion = `${ns}.${word}+${target}`;
+  if (isDnsSubdomain(word) && isDnsLabel(target) && suggestion.length <= 100) {
+    return `${msg}; for container "${target}" write ${suggestion}`;
   }
-  if (segments.length === 2 && plusContainer === null) msg += '; a container is written +CONTAINER';
-  return msg;
+  return `${msg}; a container is written +CONTAINER`;
 }
 
 function unknownKind(word: string, where: string): string {

@@ -4,7 +4,11 @@
  * exit codes, terminal sizes, error text.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { InteractiveSsh, runSsh, type ClientKey } from '../helpers/ssh-client.ts';
 
@@ -29,6 +33,17 @@ export interface ConformanceHarness {
   errorCases: ErrorCase[];
   /** False where the backend cannot deliver stdin EOF (Kubernetes exec v4). */
   stdinEof: boolean;
+}
+
+/** Runs a client tool to completion; rejects with its stderr so a failure says why. */
+function execFileP(file: string, args: string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(file, args, { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${file} failed (${err.message}): ${stderr}`));
+      else resolve(stdout);
+    });
+    child.stdin?.end(input ?? '');
+  });
 }
 
 const sha256 = (b: Buffer | string) => crypto.createHash('sha256').update(b).digest('hex');
@@ -124,6 +139,31 @@ export function conformance(h: ConformanceHarness): void {
       assert.equal(r.code, 0);
       assert.ok(r.stdout.length > 100 * 1024 * 1024);
       assert.equal(sha256(r.stdout), sha256(seqBytes(n)));
+    });
+
+    it('transfers files with scp (SFTP protocol and legacy -O) and sftp, byte for byte', async () => {
+      const local = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-xfer-'));
+      const remote = `/tmp/pb-xfer-${crypto.randomUUID()}`;
+      const data = crypto.randomBytes(3 * 1024 * 1024 + 17);
+      fs.writeFileSync(path.join(local, 'up.bin'), data);
+      const common = ['-F', '/dev/null', '-i', t.key.keyFile, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR'];
+      const dest = (p: string) => `${t.login}@127.0.0.1:${p}`;
+      try {
+        assert.equal((await run(`mkdir -p ${remote}`)).code, 0);
+        await execFileP('scp', [...common, '-P', String(t.port), path.join(local, 'up.bin'), dest(`${remote}/sftp.bin`)]);
+        await execFileP('scp', [...common, '-O', '-P', String(t.port), path.join(local, 'up.bin'), dest(`${remote}/legacy.bin`)]);
+        const sums = await run(`cd ${remote} && sha256sum sftp.bin legacy.bin`);
+        assert.equal(sums.stdout.toString(), `${sha256(data)}  sftp.bin\n${sha256(data)}  legacy.bin\n`);
+        await execFileP('scp', [...common, '-P', String(t.port), dest(`${remote}/sftp.bin`), path.join(local, 'down.bin')]);
+        assert.equal(sha256(fs.readFileSync(path.join(local, 'down.bin'))), sha256(data));
+        const batch = `put ${path.join(local, 'up.bin')} ${remote}/batch.bin\nls -l ${remote}/batch.bin\nget ${remote}/batch.bin ${path.join(local, 'batch.bin')}\n`;
+        const out = await execFileP('sftp', [...common, '-P', String(t.port), '-b', '-', `${t.login}@127.0.0.1`], batch);
+        assert.match(out, new RegExp(`${data.length}`));
+        assert.equal(sha256(fs.readFileSync(path.join(local, 'batch.bin'))), sha256(data));
+      } finally {
+        await run(`rm -rf ${remote}`);
+        fs.rmSync(local, { recursive: true, force: true });
+      }
     });
 
     it('gives an interactive login shell with TERM and the initial window size', async () => {

@@ -67,8 +67,10 @@ export class ExecStream implements RemoteProcess {
   readonly stderr: Readable | null;
   readonly exited: Promise<Exit>;
 
+  /** The negotiated protocol: v5 can deliver stdin EOF, v4 cannot. */
+  readonly protocolVersion: ProtocolVersion;
+
   private readonly ws: WebSocket;
-  private readonly version: ProtocolVersion;
   private readonly target: ExecTarget;
   private readonly hasTty: boolean;
   private readonly control: ProcessControl;
@@ -99,7 +101,7 @@ export class ExecStream implements RemoteProcess {
 
   constructor(options: ExecStreamOptions) {
     this.ws = options.ws;
-    this.version = options.version;
+    this.protocolVersion = options.version;
     this.target = options.target;
     this.hasTty = options.tty !== null;
     this.control = options.control;
@@ -252,7 +254,7 @@ export class ExecStream implements RemoteProcess {
 
   private endStdin(callback: (err?: Error | null) => void): void {
     if (this.finished || this.ws.readyState !== this.ws.OPEN) return callback();
-    if (this.version === 'v5') {
+    if (this.protocolVersion === 'v5') {
       this.ws.send(encodeClose(Channel.stdin), { binary: true }, () => callback());
       return;
     }
