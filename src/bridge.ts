@@ -6,23 +6,39 @@ import type { Backend } from './backends/backend.ts';
 import { selectBackend } from './backends/select.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
-import { loadOrCreateHostKey } from './ssh/keys.ts';
+import { createAudit } from './audit.ts';
+import { authorizedKeysAuthenticator } from './ssh/auth.ts';
+import { AuthorizedKeysSource } from './ssh/authorized-keys.ts';
+import { loadHostKeys } from './ssh/keys.ts';
 import { startServer, type BridgeServer } from './ssh/server.ts';
 
 export interface Bridge {
   server: BridgeServer;
   backend: Backend;
+  /** SIGTERM: stop accepting, let sessions finish within `graceMs`, then end them. */
+  shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
 export async function startBridge(config: Config, log: Logger): Promise<Bridge> {
-  const hostKeys = config.hostKeys.map((file) => {
-    const key = loadOrCreateHostKey(file);
-    log.info({ file, type: key.type, fingerprint: key.fingerprint, generated: key.generated }, key.generated ? 'host key generated' : 'host key loaded');
-    return key;
+  const hostKeys = loadHostKeys(config.hostKeys);
+  for (const key of hostKeys) {
+    log.info({ file: key.file, type: key.type, fingerprint: key.fingerprint, generated: key.generated }, key.generated ? 'host key generated' : 'host key loaded');
+  }
+
+  const authorizedKeys = new AuthorizedKeysSource(config.authorizedKeys, (result) => {
+    if (result instanceof Error) {
+      log.warn({ file: config.authorizedKeys, err: result.message }, 'cannot read authorized_keys: every login will be refused until it exists');
+      return;
+    }
+    log.info({ file: config.authorizedKeys, keys: result.keys.length }, 'authorized_keys loaded');
+    for (const p of result.problems) log.warn({ file: config.authorizedKeys, line: p.line }, `authorized_keys: ${p.reason}`);
   });
+  authorizedKeys.current();
+  const authenticator = authorizedKeysAuthenticator(authorizedKeys);
+  const audit = createAudit(config.auditLog);
 
   const { backend, reason } = await selectBackend(config, log);
   log.info({ backend: backend.name, reason }, `backend: ${backend.describe()}`);
@@ -37,14 +53,20 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     log.warn(`local backend: every authorized key gets a shell on THIS machine as ${process.env.USER ?? 'the bridge user'}`);
   }
 
-  const server = await startServer({ config: { ...config, listen }, backend, hostKeys, log });
+  const server = await startServer({ config: { ...config, listen }, backend, authenticator, hostKeys, log, audit });
   log.info({ address: `${server.address.address}:${server.address.port}` }, 'listening');
   return {
     server,
     backend,
+    shutdown: async (graceMs: number) => {
+      await server.shutdown(graceMs);
+      await backend.close();
+      await audit.close();
+    },
     close: async () => {
       await server.close();
       await backend.close();
+      await audit.close();
     },
   };
 }

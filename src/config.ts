@@ -3,9 +3,11 @@
  * gathered into a plain object and validated here, so every module receives typed, checked values
  * with safe defaults and a bad value fails start-up with a message naming the setting.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_ALGORITHMS, checkAlgorithms } from './ssh/algorithms.ts';
 
 export const DEFAULT_PORT = 2222;
 
@@ -27,10 +29,6 @@ export const configSchema = z.object({
     context: z.string().min(1).optional(),
     namespace: z.string().min(1).optional(),
   }),
-  session: z.object({
-    /** Environment variables a client may set, as in sshd's AcceptEnv (`*` wildcards allowed). */
-    acceptEnv: z.array(z.string().regex(/^[A-Za-z0-9_*?]+$/, 'a variable name or pattern')),
-  }),
   ssh: z.object({
     /** Server-to-client keepalives so idle sessions survive load balancers (they cut at ~60 s). */
     keepaliveIntervalMs: z.number().int().min(0),
@@ -38,7 +36,46 @@ export const configSchema = z.object({
     keepaliveCountMax: z.number().int().min(0),
     /** Time a connection has to authenticate, as sshd's LoginGraceTime. */
     loginGraceMs: z.number().int().min(1000),
+    algorithms: z.object({
+      kex: z.array(z.string()),
+      serverHostKey: z.array(z.string()),
+      cipher: z.array(z.string()),
+      hmac: z.array(z.string()),
+    }),
+    /** Failed authentication requests per connection before it is dropped (sshd MaxAuthTries). */
+    maxAuthTries: z.number().int().min(1),
+    /** Connections that have not authenticated yet, bridge-wide (sshd MaxStartups). */
+    maxStartups: z.number().int().min(1),
+    /** Session channels per connection (sshd MaxSessions). */
+    maxSessionsPerConnection: z.number().int().min(1),
+    /** Concurrent sessions of one identity across all its connections. */
+    maxSessionsPerIdentity: z.number().int().min(1),
+    /** Per-source back-off after repeated authentication failures. */
+    backoff: z.object({
+      threshold: z.number().int().min(1),
+      windowMs: z.number().int().min(1),
+      baseMs: z.number().int().min(0),
+      maxMs: z.number().int().min(0),
+    }),
+    /** Text sent before authentication (file contents), or null. */
+    banner: z.string().nullable(),
+    /** Text printed at the start of interactive shells (file contents), or null. */
+    motd: z.string().nullable(),
   }),
+  session: z.object({
+    /** Environment variables a client may set, as in sshd's AcceptEnv (`*` wildcards allowed). */
+    acceptEnv: z.array(z.string().regex(/^[A-Za-z0-9_*?]+$/, 'a variable name or pattern')),
+    /** End a session with no traffic either way for this long; 0 = off. */
+    idleTimeoutMs: z.number().int().min(0),
+    /** End any session after this long; 0 = off. */
+    maxDurationMs: z.number().int().min(0),
+    /** How long before an idle or duration cut the user is warned. */
+    warningMs: z.number().int().min(0),
+  }),
+  /** On SIGTERM: how long sessions may go on before they are ended. */
+  shutdownGraceMs: z.number().int().min(0),
+  /** Audit events as JSON lines: null = off, '-' = stdout, else a file path (appended). */
+  auditLog: z.string().min(1).nullable(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
 
@@ -74,6 +111,21 @@ export interface ConfigInput {
   keepaliveInterval?: number;
   keepaliveCountMax?: number;
   loginGraceTime?: number;
+  kex?: string[];
+  ciphers?: string[];
+  macs?: string[];
+  hostKeyAlgorithms?: string[];
+  maxAuthTries?: number;
+  maxStartups?: number;
+  maxSessions?: number;
+  maxSessionsPerIdentity?: number;
+  /** Files whose text is the pre-auth banner / message of the day. */
+  banner?: string | null;
+  motd?: string | null;
+  idleTimeout?: number;
+  maxSessionTime?: number;
+  shutdownGrace?: number;
+  auditLog?: string | null;
   logLevel?: string;
 }
 
@@ -85,12 +137,32 @@ export function buildConfig(input: ConfigInput): Config {
     authorizedKeys: input.authorizedKeys ?? defaultAuthorizedKeys(),
     backend: input.backend ?? 'auto',
     kubernetes: { kubeconfig: input.kubeconfig, context: input.context, namespace: input.namespace },
-    session: { acceptEnv: input.acceptEnv ?? ['LANG', 'LC_*', 'LANGUAGE', 'TZ'] },
-    ssh: {
-      keepaliveIntervalMs: (input.keepaliveInterval ?? 15) * 1000,
-      keepaliveCountMax: input.keepaliveCountMax ?? 4,
-      loginGraceMs: (input.loginGraceTime ?? 30) * 1000,
+    session: {
+      acceptEnv: input.acceptEnv ?? ['LANG', 'LC_*', 'LANGUAGE', 'TZ'],
+      idleTimeoutMs: seconds(input.idleTimeout ?? 0),
+      maxDurationMs: seconds(input.maxSessionTime ?? 12 * 3600),
+      warningMs: 60_000,
     },
+    ssh: {
+      keepaliveIntervalMs: seconds(input.keepaliveInterval ?? 15),
+      keepaliveCountMax: input.keepaliveCountMax ?? 4,
+      loginGraceMs: seconds(input.loginGraceTime ?? 30),
+      algorithms: {
+        kex: input.kex ?? DEFAULT_ALGORITHMS.kex,
+        serverHostKey: input.hostKeyAlgorithms ?? DEFAULT_ALGORITHMS.serverHostKey,
+        cipher: input.ciphers ?? DEFAULT_ALGORITHMS.cipher,
+        hmac: input.macs ?? DEFAULT_ALGORITHMS.hmac,
+      },
+      maxAuthTries: input.maxAuthTries ?? 6,
+      maxStartups: input.maxStartups ?? 100,
+      maxSessionsPerConnection: input.maxSessions ?? 10,
+      maxSessionsPerIdentity: input.maxSessionsPerIdentity ?? 64,
+      backoff: { threshold: 10, windowMs: 60_000, baseMs: 5_000, maxMs: 300_000 },
+      banner: readTextFile(input.banner, 'ssh.banner'),
+      motd: readTextFile(input.motd, 'ssh.motd'),
+    },
+    shutdownGraceMs: seconds(input.shutdownGrace ?? 30),
+    auditLog: input.auditLog ?? null,
     logLevel: input.logLevel ?? 'info',
   };
   const parsed = configSchema.safeParse(raw);
@@ -98,7 +170,26 @@ export function buildConfig(input: ConfigInput): Config {
     const issue = parsed.error.issues[0];
     throw new Error(`invalid configuration: ${issue ? `${issue.path.join('.')}: ${issue.message}` : parsed.error.message}`);
   }
+  try {
+    checkAlgorithms(parsed.data.ssh.algorithms);
+  } catch (err) {
+    throw new Error(`invalid configuration: ssh.${(err as Error).message}`);
+  }
   return parsed.data;
+}
+
+function readTextFile(file: string | null | undefined, setting: string): string | null {
+  if (!file) return null;
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`invalid configuration: ${setting}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** Seconds as given by people, milliseconds as used by timers; NaN stays NaN so zod names it. */
+function seconds(s: number): number {
+  return Math.round(s * 1000);
 }
 
 /** sshd-style AcceptEnv matching: `*` and `?` wildcards, case-sensitive. */

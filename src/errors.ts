@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'no-shell'
   | 'exec-failed'
   | 'stream-lost'
+  | 'session-ended'
+  | 'denied'
   | 'unsupported'
   | 'internal';
 

@@ -15,6 +15,8 @@ export interface PumpOptions {
   end: boolean;
   /** Stops pumping at once (the other side is gone); the promise resolves with 'aborted'. */
   signal?: AbortSignal;
+  /** Called with each chunk's size as it passes: activity for idle timers, byte counts. */
+  onData?: (bytes: number) => void;
 }
 
 /** Resolves when every chunk written to `to` so far has been accepted by its sink (its write
@@ -49,6 +51,7 @@ export function pump(from: Readable, to: Writable, opts: PumpOptions): Promise<P
       resolve(result);
     };
     const onData = (chunk: Buffer) => {
+      opts.onData?.(chunk.length);
       if (!to.write(chunk)) from.pause();
     };
     const onDrain = () => from.resume();

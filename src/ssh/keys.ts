@@ -29,20 +29,59 @@ export interface HostKey {
   generated: boolean;
 }
 
+export type HostKeyType = 'ed25519' | 'rsa';
+
+/** RSA host keys below this size are refused (NIST and OpenSSH guidance for new keys). */
+export const MIN_RSA_BITS = 3072;
+
 /**
- * Loads a host key, generating an ed25519 key (mode 0600) if the file does not exist yet, so the
- * first start works and every later start presents the same key. A key readable by group or
- * others is refused, as sshd refuses it, because anyone who reads it can impersonate the bridge.
+ * Loads a host key, generating one (ed25519 unless asked otherwise, mode 0600) if the file does not
+ * exist yet, so the first start works and every later start presents the same key. A key readable
+ * by group or others is refused, as sshd refuses it: anyone who reads it can impersonate the bridge.
  */
-export function loadOrCreateHostKey(file: string): HostKey {
+export function loadOrCreateHostKey(file: string, type: HostKeyType = 'ed25519', bits = MIN_RSA_BITS): HostKey {
   let generated = false;
   if (!fs.existsSync(file)) {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    const pair = utils.generateKeyPairSync('ed25519', { comment: 'podbridge host key' });
+    const pair =
+      type === 'rsa'
+        ? utils.generateKeyPairSync('rsa', { bits, comment: 'podbridge host key' })
+        : utils.generateKeyPairSync('ed25519', { comment: 'podbridge host key' });
     fs.writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
     fs.writeFileSync(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
     generated = true;
   }
+  return loadHostKeyFile(file, generated);
+}
+
+/**
+ * Host keys from files or directories. A directory (such as a Kubernetes Secret mount) contributes
+ * every private key in it; an empty or missing directory gets a generated ed25519 key.
+ */
+export function loadHostKeys(paths: string[]): HostKey[] {
+  const keys: HostKey[] = [];
+  for (const p of paths) {
+    if (fs.existsSync(p) && fs.statSync(p).isDirectory()) {
+      const files = fs
+        .readdirSync(p)
+        .filter((name) => !name.startsWith('.') && !name.endsWith('.pub') && name !== 'README.md')
+        .map((name) => path.join(p, name))
+        .filter((f) => fs.statSync(f).isFile());
+      if (files.length === 0) keys.push(loadOrCreateHostKey(path.join(p, 'ssh_host_ed25519_key')));
+      else for (const f of files.sort()) keys.push(loadHostKeyFile(f, false));
+    } else {
+      keys.push(loadOrCreateHostKey(p));
+    }
+  }
+  const seen = new Set<string>();
+  for (const k of keys) {
+    if (seen.has(k.type)) throw new Error(`two ${k.type} host keys (${k.file}); SSH offers one key per type: remove one`);
+    seen.add(k.type);
+  }
+  return keys;
+}
+
+function loadHostKeyFile(file: string, generated: boolean): HostKey {
   const st = fs.statSync(file);
   if (!st.isFile()) throw new Error(`host key ${file} is not a regular file`);
   if ((st.mode & 0o077) !== 0) {
@@ -54,6 +93,13 @@ export function loadOrCreateHostKey(file: string): HostKey {
   const key = parsePublicKey(pem);
   if (!key || !key.isPrivateKey()) {
     throw new Error(`host key ${file} is not an unencrypted OpenSSH/PEM private key; generate one with: podbridge keygen ${file}`);
+  }
+  if (key.type === 'ssh-rsa') {
+    const details = crypto.createPublicKey(key.getPublicPEM()).asymmetricKeyDetails;
+    const bits = details?.modulusLength ?? 0;
+    if (bits < MIN_RSA_BITS) throw new Error(`host key ${file} is RSA with ${bits} bits; use at least ${MIN_RSA_BITS} (podbridge keygen --type rsa)`);
+  } else if (key.type !== 'ssh-ed25519') {
+    throw new Error(`host key ${file} is ${key.type}; use ed25519 (default) or RSA with ${MIN_RSA_BITS}+ bits`);
   }
   return { file, pem, type: key.type, fingerprint: fingerprint(key.getPublicSSH()), generated };
 }

@@ -1,59 +1,78 @@
 /**
- * The SSH front door: listens, authenticates each connection against authorized_keys with real
- * signature verification, and hands session channels to Session. Every connection is isolated:
- * an error in one is logged and never reaches the listener or other clients.
+ * The SSH listener: host keys, algorithms, keepalives, the bridge-wide limits, and graceful
+ * shutdown. Each connection is handled in connection.ts and isolated from the others.
  */
-import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
-import type { AuthContext, ClientInfo, Connection } from 'ssh2';
+import type { ClientInfo, Connection } from 'ssh2';
+import type { Audit } from '../audit.ts';
 import type { Backend } from '../backends/backend.ts';
 import type { Config } from '../config.ts';
-import type { BridgeError } from '../errors.ts';
-import type { Identity } from '../identity.ts';
 import type { Logger } from '../log.ts';
-import { parseTarget, type Target } from '../target.ts';
-import { AuthorizedKeysSource } from './authorized-keys.ts';
+import { toSsh2Algorithms } from './algorithms.ts';
+import type { Authenticator } from './auth.ts';
+import { handleConnection, type Shared } from './connection.ts';
 import type { HostKey } from './keys.ts';
-import { Session } from './session.ts';
+import { KeyedCounter, SourceBackoff } from './limits.ts';
+import type { Session } from './session.ts';
 
 export interface BridgeServer {
   readonly address: AddressInfo;
   /** Number of open SSH connections. */
   connections(): number;
+  /** Number of live sessions. */
+  sessions(): number;
+  /** Stop accepting, warn every session, let them run up to `graceMs`, then end the rest. */
+  shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
 export interface ServerDeps {
   config: Config;
   backend: Backend;
+  authenticator: Authenticator;
   hostKeys: HostKey[];
   log: Logger;
+  audit: Audit;
 }
 
-export async function startServer({ config, backend, hostKeys, log }: ServerDeps): Promise<BridgeServer> {
-  const authorizedKeys = new AuthorizedKeysSource(config.authorizedKeys, (result) => {
-    if (result instanceof Error) {
-      log.warn({ file: config.authorizedKeys, err: result.message }, 'cannot read authorized_keys: every login will be refused until it exists');
-      return;
-    }
-    log.info({ file: config.authorizedKeys, keys: result.keys.length }, 'authorized_keys loaded');
-    for (const p of result.problems) log.warn({ file: config.authorizedKeys, line: p.line }, `authorized_keys: ${p.reason}`);
-  });
-  authorizedKeys.current();
-
+export async function startServer({ config, backend, authenticator, hostKeys, log, audit }: ServerDeps): Promise<BridgeServer> {
   const live = new Set<Connection>();
+  const shared: Shared = {
+    config,
+    backend,
+    authenticator,
+    log,
+    audit,
+    backoff: new SourceBackoff(config.ssh.backoff),
+    identitySessions: new KeyedCounter(config.ssh.maxSessionsPerIdentity),
+    sessions: new Set<Session>(),
+    unauthenticated: { count: 0 },
+    draining: { value: false },
+  };
+
   const server = new ssh2.Server(
     {
       hostKeys: hostKeys.map((k) => k.pem),
       ident: 'podbridge',
+      algorithms: toSsh2Algorithms(config.ssh.algorithms, hostKeys.map((k) => k.type)),
       keepaliveInterval: config.ssh.keepaliveIntervalMs,
       keepaliveCountMax: config.ssh.keepaliveCountMax,
+      ...(config.ssh.banner ? { banner: config.ssh.banner } : {}),
     },
     (client: Connection, info: ClientInfo) => {
+      const blocked = shared.backoff.blockedFor(info.ip);
+      if (blocked > 0 || shared.unauthenticated.count >= config.ssh.maxStartups) {
+        const limit = blocked > 0 ? 'failure-backoff' : 'max-startups';
+        log.warn({ remote: `${info.ip}:${info.port}`, limit, waitMs: blocked || undefined }, 'connection dropped by limit');
+        audit.emit({ event: 'limit', remote: `${info.ip}:${info.port}`, limit, detail: blocked > 0 ? `${blocked} ms left` : String(config.ssh.maxStartups) });
+        client.on('error', () => {});
+        client.end();
+        return;
+      }
       live.add(client);
-      handleConnection(client, info, { config, backend, log, authorizedKeys });
       client.once('close', () => live.delete(client));
+      handleConnection(client, info, shared);
     },
   );
   server.on('error', (err: Error) => log.error({ err: err.message }, 'listener error'));
@@ -66,89 +85,38 @@ export async function startServer({ config, backend, hostKeys, log }: ServerDeps
     });
   });
   const address = server.address() as AddressInfo;
+  const stopListening = () => new Promise<void>((resolve) => server.close(() => resolve()));
+
   return {
     address,
     connections: () => live.size,
+    sessions: () => shared.sessions.size,
+    shutdown: async (graceMs: number) => {
+      shared.draining.value = true;
+      const closed = stopListening();
+      const sessions = [...shared.sessions];
+      log.info({ sessions: sessions.length, graceSeconds: graceMs / 1000 }, 'shutdown: no new connections; waiting for sessions');
+      for (const s of sessions) s.notify(`podbridge is shutting down; this session ends in ${Math.round(graceMs / 1000)} s`);
+      const allDone = Promise.all(sessions.map((s) => s.closed));
+      let timer: NodeJS.Timeout | undefined;
+      const expired = await Promise.race([
+        allDone.then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
+      ]);
+      clearTimeout(timer);
+      if (expired) {
+        log.info({ sessions: shared.sessions.size }, 'shutdown grace period over; ending remaining sessions');
+        await Promise.all([...shared.sessions].map((s) => s.end('podbridge shut down')));
+      }
+      for (const c of live) c.end();
+      await closed;
+    },
     close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const c of live) c.end();
-      });
+      shared.draining.value = true;
+      const closed = stopListening();
+      await Promise.all([...shared.sessions].map((s) => s.end('podbridge stopped')));
+      for (const c of live) c.end();
+      await closed;
     },
   };
-}
-
-interface ConnectionDeps {
-  config: Config;
-  backend: Backend;
-  log: Logger;
-  authorizedKeys: AuthorizedKeysSource;
-}
-
-function handleConnection(client: Connection, info: ClientInfo, deps: ConnectionDeps): void {
-  const { config, backend, authorizedKeys } = deps;
-  let log = deps.log.child({ conn: randomUUID().slice(0, 8), remote: `${info.ip}:${info.port}` });
-  log.debug({ client: info.header.identRaw }, 'connection');
-  let identity: Identity | null = null;
-  let target: Target | BridgeError | null = null;
-  const sessions = new Set<Session>();
-
-  const grace = setTimeout(() => {
-    log.info({ seconds: config.ssh.loginGraceMs / 1000 }, 'login grace time exceeded; disconnecting');
-    client.end();
-  }, config.ssh.loginGraceMs);
-  grace.unref();
-
-  client.on('authentication', (ctx: AuthContext) => {
-    if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
-    const found = authorizedKeys.find(ctx.key.data);
-    if (!found) {
-      log.info({ user: ctx.username, key: ctx.key.algo }, 'auth refused: key not in authorized_keys');
-      return ctx.reject(['publickey']);
-    }
-    // Without a signature the client only asks whether this key would do; with one, verify it.
-    if (!ctx.signature) return ctx.accept();
-    if (!ctx.blob || found.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo) !== true) {
-      log.warn({ user: ctx.username, fingerprint: found.fingerprint }, 'auth refused: bad signature');
-      return ctx.reject(['publickey']);
-    }
-    identity = { name: found.comment ?? found.fingerprint, keyFingerprint: found.fingerprint, keyComment: found.comment };
-    try {
-      target = parseTarget(ctx.username);
-    } catch (err) {
-      // Let the user in far enough to read why: a refused login would only say "Permission denied".
-      target = err as BridgeError;
-    }
-    log = log.child({ identity: identity.name, login: ctx.username });
-    log.info({ fingerprint: found.fingerprint }, 'auth accepted');
-    ctx.accept();
-  });
-
-  client.on('ready', () => {
-    clearTimeout(grace);
-    client.on('session', (accept) => {
-      const ssh = accept();
-      const session = new Session(ssh, {
-        backend,
-        target: target!,
-        identity: identity!,
-        acceptEnv: config.session.acceptEnv,
-        log,
-      });
-      sessions.add(session);
-      ssh.once('close', () => sessions.delete(session));
-    });
-  });
-
-  // Forwarding and other global requests are not offered yet: refuse them explicitly.
-  client.on('tcpip', (_accept, reject) => reject());
-  client.on('openssh.streamlocal', (_accept, reject) => reject());
-  client.on('request', (_accept, reject) => reject?.());
-
-  client.on('error', (err: Error) => log.debug({ err: err.message }, 'connection error'));
-  client.on('close', () => {
-    clearTimeout(grace);
-    for (const s of sessions) s.onClientGone('connection closed');
-    log.debug('connection closed');
-  });
 }

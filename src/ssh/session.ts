@@ -1,11 +1,12 @@
 /**
  * One SSH session channel: collects pty-req and env, turns shell/exec/subsystem into one
- * RemoteProcess, forwards window-change and signal, and owns teardown order:
- * all output flushed -> exit-status (or exit-signal) -> EOF -> close. Nothing about a particular
- * backend lives here.
+ * RemoteProcess, forwards window-change and signal, enforces idle and duration limits, and owns
+ * teardown order: all output flushed -> exit-status (or exit-signal) -> EOF -> close. Nothing
+ * about a particular backend lives here.
  */
 import os from 'node:os';
 import type { ServerChannel, Session as SshSession, PseudoTtyInfo, WindowChangeInfo } from 'ssh2';
+import type { AuditEvent } from '../audit.ts';
 import type { Backend, Exit, ProcessSpec, RemoteProcess, TerminalSize, TtySpec } from '../backends/backend.ts';
 import { envAccepted } from '../config.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
@@ -25,13 +26,22 @@ export const SFTP_SERVER_COMMAND = [
   'echo "podbridge: no sftp-server in this container; install openssh-sftp-server in the image, or use scp -O" >&2; exit 127',
 ].join(' ');
 
+export interface SessionTimeouts {
+  idleTimeoutMs: number;
+  maxDurationMs: number;
+  warningMs: number;
+}
+
 export interface SessionContext {
   backend: Backend;
   /** The parsed login name, or why it could not be parsed (reported when the session starts). */
   target: Target | BridgeError;
   identity: Identity;
   acceptEnv: readonly string[];
+  timeouts: SessionTimeouts;
+  motd: string | null;
   log: Logger;
+  audit: { emit(e: AuditEvent): void; conn: string; remote: string };
 }
 
 type Phase = 'setup' | 'opening' | 'running' | 'done';
@@ -46,7 +56,14 @@ export class Session {
   private channel: ServerChannel | null = null;
   private readonly abort = new AbortController();
   private clientGone = false;
+  /** Why the bridge ended the session itself (timeout, shutdown); reported instead of the exit. */
+  private endReason: string | null = null;
+  private lastActivity = Date.now();
+  private readonly timers: NodeJS.Timeout[] = [];
   private readonly log: Logger;
+  private resolveClosed!: () => void;
+  /** Resolves once the session is over and its process is gone. */
+  readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
 
   constructor(
     ssh: SshSession,
@@ -92,15 +109,37 @@ export class Session {
     ssh.on('close', () => this.onClientGone('session channel closed'));
   }
 
-  /** The whole connection went away (network drop, client killed). */
+  /** The client went away (channel closed, network drop, client killed). */
   onClientGone(reason: string): void {
     if (this.clientGone) return;
     this.clientGone = true;
     this.abort.abort();
+    this.clearTimers();
     if (this.phase === 'running' && this.process) {
       this.log.info({ reason }, 'client gone before the process exited; terminating it');
       void this.process.terminate(reason);
+    } else if (this.phase === 'setup' || this.phase === 'done') {
+      this.resolveClosed();
     }
+  }
+
+  /** One line on the user's stderr, without ending anything. */
+  notify(message: string): void {
+    const ch = this.channel;
+    if (!ch || this.clientGone || this.phase === 'done') return;
+    ch.stderr.write(`\r\npodbridge: ${message}${this.tty ? '\r\n' : '\n'}`);
+  }
+
+  /** Ends the session from the bridge's side: the process is terminated, the user told why. */
+  async end(reason: string): Promise<void> {
+    if (this.phase === 'done' || this.clientGone) return this.closed;
+    this.endReason = reason;
+    if (this.process) await this.process.terminate(reason);
+    else if (this.phase === 'setup') {
+      this.clientGone = true;
+      this.resolveClosed();
+    }
+    return this.closed;
   }
 
   private onResize(size: TerminalSize): void {
@@ -124,21 +163,28 @@ export class Session {
     this.phase = 'opening';
     channel.on('error', (err: Error) => this.log.debug({ err: err.message }, 'channel error'));
     channel.stderr.on('error', () => {});
-    void this.run(channel, command, kind).catch((err: unknown) => {
-      this.log.error({ err }, 'session failed unexpectedly');
-      void this.finish(channel, { kind: 'error', error: toBridgeError(err) });
-    });
+    void this.run(channel, command, kind)
+      .catch((err: unknown) => {
+        this.log.error({ err }, 'session failed unexpectedly');
+        return this.finish(channel, { kind: 'error', error: toBridgeError(err) });
+      })
+      .finally(() => {
+        this.clearTimers();
+        this.resolveClosed();
+      });
   }
 
   private async run(channel: ServerChannel, command: string | null, kind: string): Promise<void> {
-    const { target, backend, identity } = this.ctx;
+    const { target, backend, identity, audit } = this.ctx;
     if (target instanceof BridgeError) return this.fail(channel, target);
     const spec: ProcessSpec = { command, tty: this.tty, env: { ...this.env } };
     const started = Date.now();
+    const targetName = formatTarget(target);
     this.log.info(
-      { target: formatTarget(target), kind, command, tty: spec.tty ? `${spec.tty.cols}x${spec.tty.rows} ${spec.tty.term}` : null },
+      { target: targetName, kind, command, tty: spec.tty ? `${spec.tty.cols}x${spec.tty.rows} ${spec.tty.term}` : null },
       'session start',
     );
+    audit.emit({ event: 'session-start', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, kind, command, tty: spec.tty !== null });
 
     let proc: RemoteProcess;
     try {
@@ -146,26 +192,61 @@ export class Session {
     } catch (err) {
       return this.fail(channel, toBridgeError(err));
     }
-    if (this.clientGone) {
-      this.log.info('client left while the process was starting; terminating it');
-      await proc.terminate('client disconnected during start');
-      return;
+    if (this.clientGone || this.endReason) {
+      this.log.info({ reason: this.endReason ?? 'client disconnected' }, 'session ended while the process was starting; terminating it');
+      await proc.terminate(this.endReason ?? 'client disconnected during start');
+      if (this.clientGone) return;
     }
     this.process = proc;
     this.phase = 'running';
     if (this.pendingSize) proc.resize(this.pendingSize);
     this.pendingSize = null;
+    this.startTimers();
+    if (this.ctx.motd && command === null && spec.tty) channel.write(this.ctx.motd.replace(/\r?\n/g, '\r\n'));
 
     const signal = this.abort.signal;
-    const stdout = pump(proc.stdout, channel, { end: false, signal });
-    const stderr = proc.stderr ? pump(proc.stderr, channel.stderr, { end: false, signal }) : Promise.resolve('ended');
+    const onData = () => (this.lastActivity = Date.now());
+    const stdout = pump(proc.stdout, channel, { end: false, signal, onData });
+    const stderr = proc.stderr ? pump(proc.stderr, channel.stderr, { end: false, signal, onData }) : Promise.resolve('ended');
     // With a terminal, sshd never passes the client's EOF on (a pty cannot be half-closed): match it.
-    void pump(channel, proc.stdin, { end: spec.tty === null, signal });
+    void pump(channel, proc.stdin, { end: spec.tty === null, signal, onData });
 
-    const exit = await proc.exited;
+    let exit = await proc.exited;
     await Promise.all([stdout, stderr]);
-    this.log.info({ target: formatTarget(target), exit: describeExit(exit), ms: Date.now() - started }, 'session end');
+    if (this.endReason) exit = { kind: 'error', error: new BridgeError('session-ended', `session ended: ${this.endReason}`) };
+    const durationMs = Date.now() - started;
+    this.log.info({ target: targetName, exit: describeExit(exit), ms: durationMs }, 'session end');
+    audit.emit({ event: 'session-end', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, kind, exit: describeExit(exit), durationMs });
     await this.finish(channel, exit);
+  }
+
+  private startTimers(): void {
+    const { idleTimeoutMs, maxDurationMs, warningMs } = this.ctx.timeouts;
+    if (maxDurationMs > 0) {
+      const minutes = Math.round(maxDurationMs / 60000);
+      if (maxDurationMs > warningMs && warningMs > 0) {
+        this.timers.push(setTimeout(() => this.notify(`this session reaches its maximum duration (${minutes} min) in ${Math.round(warningMs / 1000)} s`), maxDurationMs - warningMs));
+      }
+      this.timers.push(setTimeout(() => void this.end(`maximum session duration (${minutes} min) reached`), maxDurationMs));
+    }
+    if (idleTimeoutMs > 0) {
+      let warned = false;
+      const check = () => {
+        const idle = Date.now() - this.lastActivity;
+        if (idle >= idleTimeoutMs) return void this.end(`idle for ${Math.round(idle / 1000)} s`);
+        if (!warned && warningMs > 0 && idle >= idleTimeoutMs - warningMs) {
+          warned = true;
+          this.notify(`idle session; it ends in ${Math.round((idleTimeoutMs - idle) / 1000)} s unless there is activity`);
+        } else if (idle < idleTimeoutMs - warningMs) warned = false;
+        this.timers.push(setTimeout(check, Math.min(1000, idleTimeoutMs / 4)));
+      };
+      this.timers.push(setTimeout(check, Math.min(1000, idleTimeoutMs / 4)));
+    }
+  }
+
+  private clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.length = 0;
   }
 
   private async fail(channel: ServerChannel, err: BridgeError): Promise<void> {
@@ -205,5 +286,5 @@ function sendExitSignal(channel: ServerChannel, signal: string, coreDumped: bool
 function describeExit(exit: Exit): string {
   if (exit.kind === 'code') return `status ${exit.code}`;
   if (exit.kind === 'signal') return `signal ${exit.signal}`;
-  return `error ${exit.error.code}`;
+  return `error ${exit.error.code}: ${exit.error.message}`;
 }

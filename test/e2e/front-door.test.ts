@@ -151,26 +151,32 @@ describe('authentication', () => {
     assert.match(r.stderr, /Permission denied \(publickey\)/);
   });
 
-  it('rejects a forged signature (a client that holds only the public key)', async () => {
-    const pub = ssh2.utils.parseKey(b.key.publicLine);
-    assert.ok(!(pub instanceof Error));
-    const forged = await new Promise<string>((resolve) => {
+  it('rejects a forged signature: the right public key, signed by another private key', async () => {
+    const victim = ssh2.utils.parseKey(b.key.publicLine);
+    const attacker = ssh2.utils.parseKey(fs.readFileSync(makeClientKey().keyFile));
+    if (victim instanceof Error || attacker instanceof Error || Array.isArray(victim) || Array.isArray(attacker)) throw new Error('key parse');
+    // Offers the authorized public key, but every signature comes from the attacker's key.
+    const forged = Object.assign(Object.create(Object.getPrototypeOf(attacker) as object) as object, attacker, {
+      getPublicSSH: () => victim.getPublicSSH(),
+    });
+    let attempts = 0;
+    const outcome = await new Promise<string>((resolve) => {
       const c = new ssh2.Client();
-      c.on('error', (err) => resolve(err.message));
+      c.on('error', (err) => resolve(`error: ${err.message}`));
+      c.on('close', () => resolve('closed'));
       c.on('ready', () => resolve('ready'));
       c.connect({
         host: '127.0.0.1',
         port: b.port,
         username: 'x',
         authHandler: (_methods, _partial, next) => {
-          // Offer the right public key, then sign with a different private key.
-          const other = ssh2.utils.parseKey(fs.readFileSync(makeClientKey().keyFile));
-          if (other instanceof Error) throw other;
-          next({ type: 'publickey', username: 'x', key: other, } as never);
+          if (attempts++ > 0) return next(false as never);
+          next({ type: 'publickey', username: 'x', key: forged } as never);
         },
       });
     });
-    assert.notEqual(forged, 'ready');
+    assert.notEqual(outcome, 'ready');
+    assert.ok(b.logs.some((l) => l.msg === 'auth refused: bad signature'), 'the server saw and refused the forged signature');
   });
 
   it('reports a remote process killed by a signal as exit-signal, like sshd', async () => {

@@ -1,0 +1,50 @@
+/**
+ * Audit events as JSON lines, separate from the operational log so they can be shipped and kept
+ * on their own terms: who connected from where, how they authenticated, which pod they entered,
+ * what they ran and how it ended.
+ */
+import { pino, type Logger as PinoLogger } from 'pino';
+
+export type AuditEvent =
+  | { event: 'connect'; conn: string; remote: string }
+  | {
+      event: 'auth';
+      conn: string;
+      remote: string;
+      result: 'success' | 'failure';
+      login: string;
+      method: string;
+      keyType?: string;
+      fingerprint?: string;
+      certKeyId?: string;
+      certSerial?: string;
+      identity?: string;
+      reason?: string;
+    }
+  | { event: 'denied'; conn: string; remote: string; identity: string; target: string; reason: string }
+  | { event: 'session-start'; conn: string; remote: string; identity: string; target: string; kind: string; command: string | null; tty: boolean }
+  | { event: 'session-end'; conn: string; remote: string; identity: string; target: string; kind: string; exit: string; durationMs: number }
+  | { event: 'limit'; conn?: string; remote: string; limit: string; detail: string }
+  | { event: 'disconnect'; conn: string; remote: string; durationMs: number };
+
+export interface Audit {
+  emit(e: AuditEvent): void;
+  close(): Promise<void>;
+}
+
+export function createAudit(destination: string | null): Audit {
+  if (destination === null) return { emit: () => {}, close: async () => {} };
+  const dest = destination === '-' ? pino.destination(1) : pino.destination({ dest: destination, append: true, mkdir: true, sync: false });
+  const out: PinoLogger = pino({ base: { audit: true }, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'event_message' }, dest);
+  return {
+    emit: (e) => out.info(e),
+    close: () =>
+      new Promise((resolve) => {
+        dest.flush?.();
+        if (destination === '-') return resolve();
+        dest.end();
+        dest.once('close', () => resolve());
+        setTimeout(resolve, 1000).unref();
+      }),
+  };
+}

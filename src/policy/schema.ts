@@ -1,0 +1,193 @@
+/**
+ * The shape of a policy file (docs/policy.md is the reader's version). zod checks only the
+ * shape here: every object is strict, so a misspelt field (`tyy: true`, `namespace:`) is an
+ * error instead of a silently absent permission or restriction. What needs the whole file
+ * (duplicates, references, globs, key lines) is checked in load.ts, with the same paths.
+ */
+import { z } from 'zod';
+import type { IssuePath } from './errors.ts';
+
+/** Identity and group names: they appear in messages, logs, and by default as the Kubernetes
+ *  user, so no spaces or control characters; `@` and `.` for e-mail-like names. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,252}$/;
+const NAME_RULE = "letters, digits, '.', '_', '@', '+' and '-', starting with a letter or digit, at most 253 characters";
+
+/** Printable ASCII: these strings end up in HTTP headers (Impersonate-*) and log lines. */
+const PRINTABLE = /^[\x20-\x7e]+$/;
+
+const name = z.string().regex(NAME_PATTERN, { error: `must be ${NAME_RULE}` });
+const printable = (what: string) => z.string().min(1).regex(PRINTABLE, { error: `${what} must be printable ASCII` });
+const text = z.string();
+const list = <T extends z.ZodType>(item: T) => z.array(item);
+const nonEmptyList = <T extends z.ZodType>(item: T) => z.array(item).min(1);
+
+const groupSchema = z.strictObject({
+  name,
+  description: text.optional(),
+});
+
+const identitySchema = z.strictObject({
+  name,
+  description: text.optional(),
+  keys: list(z.string()).optional(),
+  principals: list(printable('a principal')).optional(),
+  kubernetes: z
+    .strictObject({
+      user: printable('a Kubernetes user name').optional(),
+      groups: list(printable('a Kubernetes group name')).optional(),
+    })
+    .optional(),
+  groups: list(name).optional(),
+});
+
+const serial = z.union([z.number(), z.string()]);
+
+const certificateAuthoritySchema = z.strictObject({
+  name: name.optional(),
+  key: z.string(),
+  revoked: z
+    .strictObject({
+      serials: list(serial).optional(),
+      keyIds: list(z.string()).optional(),
+    })
+    .optional(),
+});
+
+const ruleSchema = z.strictObject({
+  name: printable('a rule name').optional(),
+  description: text.optional(),
+  identities: list(name).optional(),
+  groups: list(name).optional(),
+  namespaces: nonEmptyList(z.string()),
+  pods: nonEmptyList(z.string()).optional(),
+  workloads: nonEmptyList(z.string()).optional(),
+  containers: nonEmptyList(z.string()).optional(),
+  tty: z.boolean().optional(),
+  commands: z.boolean().optional(),
+  shell: z.boolean().optional(),
+  fileTransfer: z.boolean().optional(),
+  portForwarding: z.boolean().optional(),
+});
+
+export const policyFileSchema = z.strictObject({
+  version: z.literal(1, { error: 'must be 1 (the only version of this format)' }),
+  groups: list(groupSchema).optional(),
+  identities: list(identitySchema).optional(),
+  certificateAuthorities: list(certificateAuthoritySchema).optional(),
+  rules: list(ruleSchema).optional(),
+});
+
+export type PolicyFile = z.infer<typeof policyFileSchema>;
+export type PolicyFileIdentity = z.infer<typeof identitySchema>;
+export type PolicyFileRule = z.infer<typeof ruleSchema>;
+export type PolicyFileCertificateAuthority = z.infer<typeof certificateAuthoritySchema>;
+
+/** Every field name of the format, to suggest the intended one for a typo. */
+const KNOWN_FIELDS = [
+  ...new Set([
+    ...Object.keys(policyFileSchema.shape),
+    ...Object.keys(groupSchema.shape),
+    ...Object.keys(identitySchema.shape),
+    'user',
+    ...Object.keys(certificateAuthoritySchema.shape),
+    'serials',
+    'keyIds',
+    ...Object.keys(ruleSchema.shape),
+  ]),
+];
+
+export interface ShapeIssue {
+  path: IssuePath;
+  message: string;
+  /** Report at the key's line (unknown fields) rather than the value's. */
+  at: 'value' | 'key';
+}
+
+/** zod's issues, in words a person editing YAML understands. */
+export function checkShape(value: unknown): { ok: true; file: PolicyFile } | { ok: false; issues: ShapeIssue[] } {
+  const parsed = policyFileSchema.safeParse(value, { reportInput: true });
+  if (parsed.success) return { ok: true, file: parsed.data };
+  const issues: ShapeIssue[] = [];
+  for (const issue of parsed.error.issues) {
+    const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) issues.push({ path: [...path, key], message: unknownField(key), at: 'key' });
+      continue;
+    }
+    issues.push({ path, message: describeIssue(issue, path), at: 'value' });
+  }
+  return { ok: false, issues };
+}
+
+function describeIssue(issue: z.core.$ZodIssue, path: IssuePath): string {
+  const input = 'input' in issue ? issue.input : undefined;
+  if (issue.code === 'invalid_type') {
+    if (path.length === 0) {
+      return input === undefined || input === null
+        ? 'the file is empty: a policy starts with "version: 1" (see docs/policy.md)'
+        : 'a policy file is a mapping that starts with "version: 1" (see docs/policy.md)';
+    }
+    if (input === undefined) return 'is required';
+    const got = describeValue(input);
+    switch (issue.expected) {
+      case 'string':
+        return typeof input === 'number' || typeof input === 'boolean'
+          ? `expected a string, got ${got}: quote it ("${String(input)}")`
+          : `expected a string, got ${got}`;
+      case 'boolean':
+        return `expected true or false, got ${got}`;
+      case 'array':
+        return `expected a list, got ${got}`;
+      case 'object':
+        return `expected a mapping (field: value), got ${got}`;
+      default:
+        return `expected ${issue.expected}, got ${got}`;
+    }
+  }
+  if (issue.code === 'too_small') return issue.origin === 'array' ? 'must not be an empty list' : 'must not be empty';
+  if (issue.code === 'invalid_union' && path.at(-2) === 'serials') return `expected a serial number, got ${describeValue(input)}`;
+  return issue.message;
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'nothing (null)';
+  if (Array.isArray(v)) return 'a list';
+  if (Buffer.isBuffer(v)) return 'binary data';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+function unknownField(key: string): string {
+  if (KNOWN_FIELDS.includes(key)) return `unknown field here ("${key}" belongs to another part of the file; see docs/policy.md)`;
+  const near = nearest(key, KNOWN_FIELDS);
+  return `unknown field${near ? ` (did you mean "${near}"?)` : ''}`;
+}
+
+/** The candidate at most two edits away, if any: for "did you mean" hints. */
+export function nearest(word: string, candidates: Iterable<string>): string | null {
+  let best: string | null = null;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    if (Math.abs(c.length - word.length) >= bestDistance) continue;
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (a.length > 64 || b.length > 64) return Infinity;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? Infinity;
+}

@@ -1,0 +1,63 @@
+/**
+ * The SSH algorithms we offer. ssh2's defaults include NIST-curve ECDH, SHA-1 MACs and
+ * encrypt-and-MAC modes, which security scanners (ssh-audit) flag; ours audit clean. The strict
+ * key-exchange marker (Terrapin countermeasure) is added by ssh2 itself and must never be removed.
+ */
+import { createRequire } from 'node:module';
+import type { Algorithms } from 'ssh2';
+
+const require = createRequire(import.meta.url);
+const supported = require('ssh2/lib/protocol/constants.js') as {
+  SUPPORTED_KEX: string[];
+  SUPPORTED_SERVER_HOST_KEY: string[];
+  SUPPORTED_CIPHER: string[];
+  SUPPORTED_MAC: string[];
+};
+
+export interface AlgorithmSet {
+  kex: string[];
+  serverHostKey: string[];
+  cipher: string[];
+  hmac: string[];
+}
+
+export const DEFAULT_ALGORITHMS: AlgorithmSet = {
+  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'diffie-hellman-group18-sha512', 'diffie-hellman-group16-sha512'],
+  serverHostKey: ['ssh-ed25519', 'rsa-sha2-512', 'rsa-sha2-256'],
+  // chacha20-poly1305 is safe here because strict kex is always on.
+  cipher: ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com', 'aes256-ctr', 'aes192-ctr', 'aes128-ctr'],
+  hmac: ['hmac-sha2-256-etm@openssh.com', 'hmac-sha2-512-etm@openssh.com'],
+};
+
+const SUPPORTED: Record<keyof AlgorithmSet, string[]> = {
+  kex: supported.SUPPORTED_KEX,
+  serverHostKey: supported.SUPPORTED_SERVER_HOST_KEY,
+  cipher: supported.SUPPORTED_CIPHER,
+  hmac: supported.SUPPORTED_MAC,
+};
+
+/** Checks a configured set against what this ssh2 build can do; the error names the setting. */
+export function checkAlgorithms(set: AlgorithmSet): void {
+  for (const key of Object.keys(SUPPORTED) as Array<keyof AlgorithmSet>) {
+    if (set[key].length === 0) throw new Error(`algorithms.${key}: at least one algorithm is needed`);
+    for (const name of set[key]) {
+      if (!SUPPORTED[key].includes(name)) {
+        throw new Error(`algorithms.${key}: "${name}" is not supported; choose from ${SUPPORTED[key].join(', ')}`);
+      }
+    }
+  }
+}
+
+/** ssh2's option shape; host key algorithms follow the host keys actually loaded. */
+export function toSsh2Algorithms(set: AlgorithmSet, hostKeyTypes: string[]): Algorithms {
+  const hostKeyAlgos = set.serverHostKey.filter((a) =>
+    a === 'rsa-sha2-512' || a === 'rsa-sha2-256' ? hostKeyTypes.includes('ssh-rsa') : hostKeyTypes.includes(a),
+  );
+  return {
+    kex: set.kex as Algorithms['kex'],
+    serverHostKey: hostKeyAlgos as Algorithms['serverHostKey'],
+    cipher: set.cipher as Algorithms['cipher'],
+    hmac: set.hmac as Algorithms['hmac'],
+    compress: ['none'],
+  };
+}
