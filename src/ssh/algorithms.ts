@@ -48,6 +48,19 @@ export function checkAlgorithms(set: AlgorithmSet): void {
   }
 }
 
+/**
+ * ssh2's Server appends SHA-1 `ssh-rsa` signatures for an RSA host key even when the configured
+ * list leaves them out: it looks up `indexOf('ssh-rsa')` in our list and, on -1, adds it last.
+ * Answering NaN for that one name makes its position match no case, so it is skipped. The
+ * ssh-audit test (test/e2e/hardening.test.ts) fails if an ssh2 upgrade changes this.
+ */
+class HostKeyAlgorithmList extends Array<string> {
+  override indexOf(name: string, fromIndex?: number): number {
+    if (name === 'ssh-rsa' && !this.includes('ssh-rsa')) return NaN;
+    return super.indexOf(name, fromIndex);
+  }
+}
+
 /** ssh2's option shape; host key algorithms follow the host keys actually loaded. */
 export function toSsh2Algorithms(set: AlgorithmSet, hostKeyTypes: string[]): Algorithms {
   const hostKeyAlgos = set.serverHostKey.filter((a) =>
@@ -55,7 +68,7 @@ export function toSsh2Algorithms(set: AlgorithmSet, hostKeyTypes: string[]): Alg
   );
   return {
     kex: set.kex as Algorithms['kex'],
-    serverHostKey: hostKeyAlgos as Algorithms['serverHostKey'],
+    serverHostKey: HostKeyAlgorithmList.from(hostKeyAlgos) as Algorithms['serverHostKey'],
     cipher: set.cipher as Algorithms['cipher'],
     hmac: set.hmac as Algorithms['hmac'],
     compress: ['none'],

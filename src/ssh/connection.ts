@@ -25,10 +25,10 @@ export interface Shared {
   backoff: SourceBackoff;
   identitySessions: KeyedCounter;
   sessions: Set<Session>;
-  /** Connections that have not authenticated yet. */
-  unauthenticated: { count: number };
-  /** Set once shutdown began: new session channels are refused. */
+  /** Set once shutdown began: new connections and session channels are refused. */
   draining: { value: boolean };
+  /** Ends the login grace period of the TCP connection from `remote` (ip:port). */
+  markAuthenticated(remote: string): void;
 }
 
 export function handleConnection(client: SshConnection, info: ClientInfo, shared: Shared): void {
@@ -42,23 +42,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
   let identity: Identity | null = null;
   let target: Target | BridgeError | null = null;
   let failures = 0;
-  let authenticated = false;
   const sessions = new Set<Session>();
-
-  shared.unauthenticated.count++;
-  const leaveUnauthenticated = () => {
-    if (!authenticated) {
-      authenticated = true;
-      shared.unauthenticated.count--;
-    }
-  };
-
-  const grace = setTimeout(() => {
-    log.info({ seconds: config.ssh.loginGraceMs / 1000 }, 'login grace time exceeded; disconnecting');
-    audit.emit({ event: 'limit', conn, remote, limit: 'login-grace-time', detail: `${config.ssh.loginGraceMs} ms` });
-    client.end();
-  }, config.ssh.loginGraceMs);
-  grace.unref();
 
   const refuse = (ctx: AuthContext, reason: string, fields: { fingerprint?: string; keyType?: string } = {}) => {
     failures++;
@@ -101,7 +85,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       // Let the user in far enough to read why: a refused login would only say "Permission denied".
       target = err as BridgeError;
     }
-    leaveUnauthenticated();
+    shared.markAuthenticated(remote);
     shared.backoff.succeed(info.ip);
     log = log.child({ identity: identity.name, login: ctx.username });
     log.info({ fingerprint: decision.fingerprint, certKeyId: decision.certKeyId }, 'auth accepted');
@@ -122,7 +106,6 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
   });
 
   client.on('ready', () => {
-    clearTimeout(grace);
     client.on('session', (accept, reject) => {
       const who = identity!;
       if (shared.draining.value) return reject();
@@ -164,8 +147,6 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
 
   client.on('error', (err: Error) => log.debug({ err: err.message }, 'connection error'));
   client.on('close', () => {
-    clearTimeout(grace);
-    leaveUnauthenticated();
     for (const s of sessions) s.onClientGone('connection closed');
     audit.emit({ event: 'disconnect', conn, remote, durationMs: Date.now() - connectedAt });
     log.debug('connection closed');

@@ -2,7 +2,7 @@
  * The SSH listener: host keys, algorithms, keepalives, the bridge-wide limits, and graceful
  * shutdown. Each connection is handled in connection.ts and isolated from the others.
  */
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
 import type { ClientInfo, Connection } from 'ssh2';
 import type { Audit } from '../audit.ts';
@@ -27,6 +27,12 @@ export interface BridgeServer {
   close(): Promise<void>;
 }
 
+interface SocketRecord {
+  socket: net.Socket;
+  authenticated: boolean;
+  grace: NodeJS.Timeout;
+}
+
 export interface ServerDeps {
   config: Config;
   backend: Backend;
@@ -38,6 +44,8 @@ export interface ServerDeps {
 
 export async function startServer({ config, backend, authenticator, hostKeys, log, audit }: ServerDeps): Promise<BridgeServer> {
   const live = new Set<Connection>();
+  /** Every TCP connection from accept on, keyed by remote address, so limits apply before SSH starts. */
+  const sockets = new Map<string, SocketRecord>();
   const shared: Shared = {
     config,
     backend,
@@ -47,8 +55,19 @@ export async function startServer({ config, backend, authenticator, hostKeys, lo
     backoff: new SourceBackoff(config.ssh.backoff),
     identitySessions: new KeyedCounter(config.ssh.maxSessionsPerIdentity),
     sessions: new Set<Session>(),
-    unauthenticated: { count: 0 },
     draining: { value: false },
+    markAuthenticated: (remote: string) => {
+      const rec = sockets.get(remote);
+      if (rec && !rec.authenticated) {
+        rec.authenticated = true;
+        clearTimeout(rec.grace);
+      }
+    },
+  };
+  const unauthenticatedCount = () => {
+    let n = 0;
+    for (const r of sockets.values()) if (!r.authenticated) n++;
+    return n;
   };
 
   const server = new ssh2.Server(
@@ -61,35 +80,64 @@ export async function startServer({ config, backend, authenticator, hostKeys, lo
       ...(config.ssh.banner ? { banner: config.ssh.banner } : {}),
     },
     (client: Connection, info: ClientInfo) => {
-      const blocked = shared.backoff.blockedFor(info.ip);
-      if (blocked > 0 || shared.unauthenticated.count >= config.ssh.maxStartups) {
-        const limit = blocked > 0 ? 'failure-backoff' : 'max-startups';
-        log.warn({ remote: `${info.ip}:${info.port}`, limit, waitMs: blocked || undefined }, 'connection dropped by limit');
-        audit.emit({ event: 'limit', remote: `${info.ip}:${info.port}`, limit, detail: blocked > 0 ? `${blocked} ms left` : String(config.ssh.maxStartups) });
-        client.on('error', () => {});
-        client.end();
-        return;
-      }
+      // ssh2 emits this only after the client's version line; limits were applied at TCP accept.
       live.add(client);
       client.once('close', () => live.delete(client));
       handleConnection(client, info, shared);
     },
   );
-  server.on('error', (err: Error) => log.error({ err: err.message }, 'listener error'));
+
+  // Our own listener: ssh2 would not see a client that never sends its version line, so the
+  // login grace time, max-startups and back-off must start at TCP accept (slow-loris, scanners).
+  const tcp = net.createServer((socket) => {
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const ip = socket.remoteAddress ?? '';
+    socket.on('error', () => {}); // resets and garbage end this socket only
+    const blocked = shared.backoff.blockedFor(ip);
+    if (blocked > 0 || unauthenticatedCount() >= config.ssh.maxStartups || shared.draining.value) {
+      const limit = shared.draining.value ? 'shutting-down' : blocked > 0 ? 'failure-backoff' : 'max-startups';
+      log.warn({ remote, limit, waitMs: blocked || undefined }, 'connection dropped by limit');
+      audit.emit({ event: 'limit', remote, limit, detail: blocked > 0 ? `${blocked} ms left` : String(config.ssh.maxStartups) });
+      socket.destroy();
+      return;
+    }
+    const rec: SocketRecord = {
+      socket,
+      authenticated: false,
+      grace: setTimeout(() => {
+        log.info({ remote, seconds: config.ssh.loginGraceMs / 1000 }, 'login grace time exceeded; disconnecting');
+        audit.emit({ event: 'limit', remote, limit: 'login-grace-time', detail: `${config.ssh.loginGraceMs} ms` });
+        socket.destroy();
+      }, config.ssh.loginGraceMs),
+    };
+    sockets.set(remote, rec);
+    socket.once('close', () => {
+      clearTimeout(rec.grace);
+      sockets.delete(remote);
+    });
+    server.injectSocket(socket);
+  });
+  tcp.on('error', (err: Error) => log.error({ err: err.message }, 'listener error'));
+  server.on('error', (err: Error) => log.error({ err: err.message }, 'ssh server error'));
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.listen.port, config.listen.host, () => {
-      server.off('error', reject);
+    tcp.once('error', reject);
+    tcp.listen(config.listen.port, config.listen.host, () => {
+      tcp.off('error', reject);
       resolve();
     });
   });
-  const address = server.address() as AddressInfo;
-  const stopListening = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  const address = tcp.address() as AddressInfo;
+  /** Stops accepting; resolves when every socket is gone. Unauthenticated ones are cut at once. */
+  const stopListening = () => {
+    const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
+    for (const rec of sockets.values()) if (!rec.authenticated) rec.socket.destroy();
+    return closed;
+  };
 
   return {
     address,
-    connections: () => live.size,
+    connections: () => sockets.size,
     sessions: () => shared.sessions.size,
     shutdown: async (graceMs: number) => {
       shared.draining.value = true;

@@ -23,8 +23,10 @@ export function makeClientKey(comment = 'tester@podbridge-test', type = 'ed25519
   return { dir, keyFile, publicLine: fs.readFileSync(`${keyFile}.pub`, 'utf8').trim() };
 }
 
+/** `extra` comes first: OpenSSH keeps the first value it sees for an option. */
 export function sshArgs(port: number, key: ClientKey, extra: string[] = []): string[] {
   return [
+    ...extra,
     '-F', '/dev/null',
     '-p', String(port),
     '-i', key.keyFile,
@@ -34,7 +36,6 @@ export function sshArgs(port: number, key: ClientKey, extra: string[] = []): str
     '-o', 'BatchMode=yes',
     '-o', 'LogLevel=ERROR',
     '-o', 'ConnectTimeout=10',
-    ...extra,
   ];
 }
 

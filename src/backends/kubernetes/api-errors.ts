@@ -73,7 +73,8 @@ export function networkFailure(err: unknown, api: ApiServerRef): BridgeError {
   );
 }
 
-export function connectTimeout(api: ApiServerRef, seconds: number, connected: boolean): BridgeError {
+export function connectTimeout(api: ApiServerRef, timeoutMs: number, connected: boolean): BridgeError {
+  const seconds = Number((timeoutMs / 1000).toFixed(1));
   const message = connected
     ? `the Kubernetes API server at ${api.server} did not answer within ${seconds} s; check that it is healthy`
     : `cannot reach the Kubernetes API server at ${api.server}: connection timed out after ${seconds} s; check --kubeconfig/--context and the network`;

@@ -69,7 +69,6 @@ export class KubeApiClient implements ApiServerRef {
     const opts = await this.connectionOptions(headers);
     const url = this.url(path, query);
     const request = url.protocol === 'http:' ? http.request : https.request;
-    const seconds = Math.round(this.connectTimeoutMs / 1000);
 
     return new Promise<ApiResponse>((resolve, reject) => {
       let connected = false;
@@ -82,7 +81,7 @@ export class KubeApiClient implements ApiServerRef {
         reject(err);
       };
       // Until the response headers arrive: covers DNS, connect, TLS and a server that hangs.
-      let timer = setTimeout(() => fail(connectTimeout(this, seconds, connected)), this.connectTimeoutMs);
+      let timer = setTimeout(() => fail(connectTimeout(this, this.connectTimeoutMs, connected)), this.connectTimeoutMs);
 
       const req = request(
         url,

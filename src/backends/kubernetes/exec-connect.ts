@@ -2,11 +2,13 @@
  * Opens the exec WebSocket: builds the URL, offers v5 then v4, and turns a refused upgrade into a
  * BridgeError that quotes the API server's Status (RBAC reason, missing pod, bad container).
  */
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { BridgeError } from '../../errors.ts';
 import { connectTimeout, forbidden, networkFailure, unauthorized } from './api-errors.ts';
 import type { KubeApiClient, RequestHeaders } from './client.ts';
+import { execFailure } from './exec-errors.ts';
 import { EXEC_SUBPROTOCOLS, oneLine, parseStatus, protocolVersion, type ProtocolVersion } from './protocol.ts';
 import type { ExecTarget } from './resolve.ts';
 
@@ -54,19 +56,26 @@ export async function connectExec<T>(
   url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
   // ws passes these through to https.request, so client-node's agent, CA, client certificate and
   // Authorization header apply unchanged; its typings only narrow the header value type.
+  let connected = false;
   const options = {
     ...conn,
     handshakeTimeout: api.connectTimeoutMs,
     perMessageDeflate: false,
     followRedirects: false,
     maxPayload: MAX_FRAME_BYTES,
+    // Only to learn whether TCP connected, so a timeout can say "unreachable" or "no answer".
+    finishRequest: (request: ClientRequest) => {
+      request.on('socket', (socket: Socket) => {
+        if (!socket.connecting) connected = true;
+        else socket.once('connect', () => (connected = true));
+      });
+      request.end();
+    },
   } as WebSocket.ClientOptions;
-  const seconds = Math.round(api.connectTimeoutMs / 1000);
 
   return new Promise<T>((resolve, reject) => {
     const ws = new WebSocket(url, [...EXEC_SUBPROTOCOLS], options);
     let settled = false;
-    let upgraded = false;
     const fail = (err: BridgeError) => {
       if (settled) return;
       settled = true;
@@ -74,7 +83,6 @@ export async function connectExec<T>(
       reject(err);
     };
 
-    ws.on('upgrade', () => (upgraded = true));
     ws.on('unexpected-response', (_request, res) => {
       readBody(res).then(
         (body) => fail(refusedUpgrade(api, req.target, res.statusCode ?? 0, body)),
@@ -83,7 +91,7 @@ export async function connectExec<T>(
     });
     ws.on('error', (err) => {
       if (settled) return;
-      if (err.message === 'Opening handshake has timed out') return fail(connectTimeout(api, seconds, upgraded));
+      if (err.message === 'Opening handshake has timed out') return fail(connectTimeout(api, api.connectTimeoutMs, connected));
       if (/subprotocol/i.test(err.message)) {
         return fail(
           new BridgeError(
@@ -134,13 +142,23 @@ function readBody(res: IncomingMessage): Promise<Buffer> {
 /** The API server answered the upgrade with an HTTP error; its body is a Status. */
 export function refusedUpgrade(api: KubeApiClient, target: ExecTarget, httpStatus: number, body: Buffer): BridgeError {
   const status = parseStatus(body);
-  const serverWords = status?.message !== undefined && status.message !== '' ? oneLine(status.message) : null;
+  // The API server answers with a Status; a kubelet or proxy behind it may answer in plain text.
+  const plain = body.length > 0 && status === null ? oneLine(body.toString('utf8'), 200) : null;
+  const serverWords = status?.message !== undefined && status.message !== '' ? oneLine(status.message) : plain;
   const where = `pod "${target.pod}" in namespace "${target.namespace}"`;
-  const detail = { ...target, httpStatus, status: status ?? oneLine(body.toString('utf8'), 200) };
+  const detail = { ...target, httpStatus, status: status ?? plain };
   switch (httpStatus) {
     case 401:
       return unauthorized(api, status);
     case 403:
+      if (serverWords === null) {
+        // A bare 403 is also how the kubelet's WebSocket handshake refuses unknown subprotocols.
+        return new BridgeError(
+          'forbidden',
+          `exec into ${where} was refused with a bare 403: either RBAC denies it, or the server speaks neither v5.channel.k8s.io nor v4.channel.k8s.io`,
+          { detail },
+        );
+      }
       return forbidden(status, `exec into ${where} is forbidden`);
     case 404:
       return new BridgeError('pod-not-found', `${where} not found when starting the command (it may have just been deleted)`, {
@@ -155,13 +173,9 @@ export function refusedUpgrade(api: KubeApiClient, target: ExecTarget, httpStatu
     );
   }
   const words = serverWords ?? `HTTP ${httpStatus}`;
-  if (httpStatus === 400 && /is not valid for pod/i.test(words)) {
+  if (/is not valid for pod/i.test(words)) {
     return new BridgeError('container-not-found', `container "${target.container}" not found in ${where}: ${words}`, { detail });
   }
-  if (httpStatus === 400 && /not running|completed pod|not found/i.test(words)) {
-    return new BridgeError('container-not-running', `container "${target.container}" in ${where} cannot run commands: ${words}`, {
-      detail,
-    });
-  }
-  return new BridgeError('exec-failed', `cannot exec in container "${target.container}" of ${where}: ${words}`, { detail });
+  // What the kubelet behind a proxy says in plain text: no /bin/sh, container gone, anything else.
+  return execFailure(target, words, detail);
 }

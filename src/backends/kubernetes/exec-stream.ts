@@ -5,15 +5,17 @@
  * Flow control, both ways:
  * - in: when stdout or stderr `push()` returns false we pause the socket; TCP then holds the API
  *   server, which stops reading the process. `_read` resumes. Memory: one Readable high-water
- *   mark per stream plus what one socket read delivers.
+ *   mark (256 KiB) per stream plus what one socket read delivers.
  * - out: each stdin chunk's write callback runs when ws has handed its frame to the socket, so the
  *   Writable's high-water mark bounds what we hold.
  */
 import { Readable, Writable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type WebSocket from 'ws';
 import type { Exit, RemoteProcess, TerminalSize, TtySpec } from '../backend.ts';
 import { BridgeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
+import { endedByBridge, execFailure, streamLost } from './exec-errors.ts';
 import type { ProcessControl } from './process-control.ts';
 import {
   Channel,
@@ -22,7 +24,6 @@ import {
   encodeFrame,
   encodeResize,
   interpretStatus,
-  isMissingShell,
   oneLine,
   parseStatus,
   type ProtocolVersion,
@@ -55,11 +56,16 @@ export interface ExecStreamOptions {
   target: ExecTarget;
   tty: TtySpec | null;
   control: ProcessControl;
+  /** Should already carry the target (namespace, pod, container) as bindings. */
   log: Logger;
   timings?: Partial<ExecStreamTimings>;
 }
 
-const STREAM_HIGH_WATER_MARK = 64 * 1024;
+// Output buffers: large enough that the SSH channel window, not our pause/resume cycles, sets the
+// pace (64 KiB cost a third of the throughput of a 100 MiB download through OpenSSH).
+const OUTPUT_HIGH_WATER_MARK = 256 * 1024;
+const STDIN_HIGH_WATER_MARK = 64 * 1024;
+const TERMINATE_TREE_TIMEOUT_MS = 5_000;
 
 export class ExecStream implements RemoteProcess {
   readonly stdin: Writable;
@@ -96,6 +102,7 @@ export class ExecStream implements RemoteProcess {
   private resizeInFlight = false;
   private pendingResize: TerminalSize | null = null;
   private lastSentSize: TerminalSize | null = null;
+  private resizesSent = 0;
 
   private droppedStdinLogged = false;
 
@@ -116,7 +123,7 @@ export class ExecStream implements RemoteProcess {
     this.stdout = this.makeReadable();
     this.stderr = this.hasTty ? null : this.makeReadable();
     this.stdin = new Writable({
-      highWaterMark: STREAM_HIGH_WATER_MARK,
+      highWaterMark: STDIN_HIGH_WATER_MARK,
       write: (chunk: Buffer, _encoding, callback) => this.writeStdin(chunk, callback),
       final: (callback) => this.endStdin(callback),
     });
@@ -150,9 +157,13 @@ export class ExecStream implements RemoteProcess {
   private async runTerminate(reason: string): Promise<void> {
     this.terminateReason = reason;
     try {
-      await this.control.terminateTree(reason);
+      // Bounded: a cleanup that hangs must not keep the stream (and the caller) open forever.
+      const gaveUp = delay(TERMINATE_TREE_TIMEOUT_MS, 'timeout' as const, { ref: false });
+      if ((await Promise.race([this.control.terminateTree(reason), gaveUp])) === 'timeout') {
+        this.log.warn('process-tree cleanup did not finish in time');
+      }
     } catch (err) {
-      this.log.warn({ err, ...this.target }, 'process-tree cleanup failed');
+      this.log.warn({ err }, 'process-tree cleanup failed');
     }
     // Nobody will read the rest: drop output from now on, and read on so the close handshake
     // (and any Status) gets through.
@@ -165,7 +176,7 @@ export class ExecStream implements RemoteProcess {
 
   private makeReadable(): Readable {
     const stream: Readable = new Readable({
-      highWaterMark: STREAM_HIGH_WATER_MARK,
+      highWaterMark: OUTPUT_HIGH_WATER_MARK,
       read: () => this.unblock(stream),
     });
     // A consumer that destroys a stream must not leave the socket paused forever.
@@ -186,7 +197,7 @@ export class ExecStream implements RemoteProcess {
       case Channel.status:
         return this.onStatus(frame.payload);
       default:
-        this.log.debug({ channel: frame.channel, ...this.target }, 'exec frame on an unknown channel ignored');
+        this.log.debug({ channel: frame.channel }, 'exec frame on an unknown channel ignored');
     }
   }
 
@@ -207,11 +218,13 @@ export class ExecStream implements RemoteProcess {
   }
 
   private onStatus(payload: Buffer): void {
+    // An empty frame here is a readiness signal (a server that writes no stdout sends it on 3).
+    if (payload.length === 0 || this.outcome !== null) return;
     this.statusChunks.push(payload);
     const status = parseStatus(Buffer.concat(this.statusChunks));
     if (status === null) return; // a Status split over frames: wait for the rest
     this.outcome = interpretStatus(status);
-    this.log.debug({ status, ...this.target }, 'exec status received');
+    this.log.debug({ status }, 'exec status received');
     this.armCloseTimer(this.timings.closeAfterStatusMs);
   }
 
@@ -229,7 +242,7 @@ export class ExecStream implements RemoteProcess {
   private keepalive(): void {
     if (this.finished || this.ws.readyState !== this.ws.OPEN) return;
     if (!this.ws.isPaused && Date.now() - this.lastHeardAt > this.timings.keepaliveTimeoutMs) {
-      this.lostReason = `no answer to keepalives for ${Math.round(this.timings.keepaliveTimeoutMs / 1000)} s`;
+      this.lostReason = `no answer to keepalives for ${Number((this.timings.keepaliveTimeoutMs / 1000).toFixed(1))} s`;
       this.ws.terminate();
       return;
     }
@@ -246,6 +259,8 @@ export class ExecStream implements RemoteProcess {
       this.logDroppedStdin();
       return callback();
     }
+    // A resize the user made before typing must reach the process before what they typed.
+    this.flushResize(true);
     this.ws.send(encodeFrame(Channel.stdin, chunk), { binary: true }, (err) => {
       if (err) this.logDroppedStdin();
       callback();
@@ -260,24 +275,27 @@ export class ExecStream implements RemoteProcess {
     }
     // v4 has no way to say EOF: closing the socket would lose the rest of the output and the
     // exit status. Keep streaming; commands that wait for EOF will wait.
-    this.log.debug({ ...this.target }, 'stdin EOF cannot be delivered over v4.channel.k8s.io (API server older than 1.30?)');
+    this.log.debug('stdin EOF cannot be delivered over v4.channel.k8s.io (API server older than 1.30?)');
     callback();
   }
 
   private logDroppedStdin(): void {
     if (this.droppedStdinLogged) return;
     this.droppedStdinLogged = true;
-    this.log.debug({ ...this.target }, 'stdin after the exec stream ended was dropped');
+    this.log.debug('stdin after the exec stream ended was dropped');
   }
 
-  private flushResize(): void {
-    if (this.resizeInFlight || this.pendingResize === null || this.ws.readyState !== this.ws.OPEN) return;
+  /** `force`: send the pending size even while another is in flight (to keep it ahead of data). */
+  private flushResize(force = false): void {
+    if ((this.resizeInFlight && !force) || this.pendingResize === null || this.ws.readyState !== this.ws.OPEN) return;
     const size = this.pendingResize;
     this.pendingResize = null;
     if (this.lastSentSize !== null && this.lastSentSize.cols === size.cols && this.lastSentSize.rows === size.rows) return;
     this.lastSentSize = size;
     this.resizeInFlight = true;
+    const sent = ++this.resizesSent;
     this.ws.send(encodeResize(size.cols, size.rows), { binary: true }, () => {
+      if (sent !== this.resizesSent) return; // a forced send overtook us; its callback decides
       this.resizeInFlight = false;
       this.flushResize();
     });
@@ -298,56 +316,27 @@ export class ExecStream implements RemoteProcess {
     // The contract: every byte is pushed and both streams ended before `exited` resolves.
     if (!this.stdout.destroyed) this.stdout.push(null);
     if (this.stderr !== null && !this.stderr.destroyed) this.stderr.push(null);
-    this.log.debug({ ...this.target, exit: describeExit(exit), closeCode }, 'exec stream finished');
+    this.log.debug({ exit: describeExit(exit), closeCode }, 'exec stream finished');
     this.resolveExited(exit);
   }
 
   private exitFor(closeCode: number, closeReason: string): Exit {
-    const { pod, container, namespace } = this.target;
     let outcome = this.outcome;
     if (outcome === null && this.statusChunks.length > 0) {
       // Bytes on the status channel that never became a Status: keep them as the message.
-      const text = Buffer.concat(this.statusChunks).toString('utf8');
-      outcome = { kind: 'failure', reason: 'Unknown', message: oneLine(text) };
+      const text = oneLine(Buffer.concat(this.statusChunks).toString('utf8'));
+      if (text !== '') outcome = { kind: 'failure', reason: 'Unknown', message: text };
     }
     if (outcome !== null) {
       if (outcome.kind === 'exit') return { kind: 'code', code: outcome.code };
-      const detail = { ...this.target, reason: outcome.reason, message: outcome.message };
-      if (isMissingShell(outcome.message)) {
-        return {
-          kind: 'error',
-          error: new BridgeError(
-            'no-shell',
-            `container "${container}" in pod "${pod}" in namespace "${namespace}" has no /bin/sh; podbridge needs a shell in the image (or add one with kubectl debug)`,
-            { detail },
-          ),
-        };
-      }
-      return {
-        kind: 'error',
-        error: new BridgeError('exec-failed', `command in container "${container}" of pod "${pod}" in namespace "${namespace}" failed: ${outcome.message}`, {
-          detail,
-        }),
-      };
+      return { kind: 'error', error: execFailure(this.target, outcome.message, { reason: outcome.reason }) };
     }
-    const detail = { ...this.target, closeCode, closeReason, socketError: this.socketError?.message, lost: this.lostReason };
+    const detail = { closeCode, closeReason, socketError: this.socketError?.message, lost: this.lostReason };
     if (this.terminateReason !== null) {
-      return {
-        kind: 'error',
-        error: new BridgeError('stream-lost', `session in pod "${pod}" in namespace "${namespace}" was ended by podbridge: ${this.terminateReason}`, {
-          detail,
-        }),
-      };
+      return { kind: 'error', error: endedByBridge(this.target, this.terminateReason, detail) };
     }
     const why = this.lostReason ?? this.socketError?.message ?? (closeReason !== '' ? closeReason : null);
-    return {
-      kind: 'error',
-      error: new BridgeError(
-        'stream-lost',
-        `connection to pod "${pod}" in namespace "${namespace}" lost before it reported an exit status${why !== null ? ` (${oneLine(why, 120)})` : ''}`,
-        { detail },
-      ),
-    };
+    return { kind: 'error', error: streamLost(this.target, why, detail) };
   }
 }
 

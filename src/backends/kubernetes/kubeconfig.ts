@@ -31,7 +31,8 @@ export function findKubeconfig(lookup: KubeconfigLookup = {}): FoundKubeconfig |
   if (list !== undefined && list !== '') {
     const files = list.split(path.delimiter).filter((f) => f !== '');
     const existing = files.filter(isFile);
-    if (existing.length > 0) return { source: `$KUBECONFIG (${existing.join(path.delimiter)})`, files: existing };
+    // Like kubectl: a set $KUBECONFIG is the whole answer, never silently another cluster's file.
+    return existing.length > 0 ? { source: `$KUBECONFIG (${existing.join(path.delimiter)})`, files: existing } : null;
   }
   const home = lookup.homeDir ?? env.HOME ?? os.homedir();
   const homeConfig = path.join(home, '.kube', 'config');
@@ -73,8 +74,11 @@ export function loadKubeconfig(options: { kubeconfig?: string; context?: string 
   } else {
     const found = findKubeconfig();
     if (found === null) {
+      const list = process.env.KUBECONFIG;
       throw configError(
-        'no Kubernetes configuration found: pass --kubeconfig, set $KUBECONFIG, create ~/.kube/config, or run podbridge in a pod with a service account',
+        list !== undefined && list !== ''
+          ? `$KUBECONFIG names no existing file (${list}); fix it or pass --kubeconfig`
+          : 'no Kubernetes configuration found: pass --kubeconfig, set $KUBECONFIG, create ~/.kube/config, or run podbridge in a pod with a service account',
       );
     }
     source = found.source;

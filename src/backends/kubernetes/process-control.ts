@@ -20,17 +20,18 @@ export interface ProcessControlContext {
   target: ExecTarget;
   /** The PODBRIDGE_SESSION value exported into the session's environment. */
   sessionTag: string;
+  /** Already carries the target and session tag as bindings. */
   log: Logger;
 }
 
 export type ProcessControlFactory = (ctx: ProcessControlContext) => ProcessControl;
 
 /** The control available from the exec stream alone: nothing. */
-export const streamOnlyProcessControl: ProcessControlFactory = ({ target, sessionTag, log }) => ({
+export const streamOnlyProcessControl: ProcessControlFactory = ({ log }) => ({
   signal(name) {
-    log.debug({ signal: name, ...target, sessionTag }, 'kubernetes exec has no signal channel; signal not delivered');
+    log.debug({ signal: name }, 'kubernetes exec has no signal channel; signal not delivered');
   },
   async terminateTree(reason) {
-    log.debug({ reason, ...target, sessionTag }, 'closing the exec stream; processes it started may keep running');
+    log.debug({ reason }, 'closing the exec stream; processes it started may keep running');
   },
 });
