@@ -36,10 +36,17 @@ export function createAudit(destination: string | null): Audit {
   if (destination === null) return { emit: () => {}, close: async () => {} };
   const dest = destination === '-' ? pino.destination(1) : pino.destination({ dest: destination, append: true, mkdir: true, sync: false });
   const out: PinoLogger = pino({ base: { audit: true }, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'event_message' }, dest);
+  // Connections can close while the bridge shuts down; their last events must not throw into a
+  // closed file.
+  let closed = false;
   return {
-    emit: (e) => out.info(e),
+    emit: (e) => {
+      if (!closed) out.info(e);
+    },
     close: () =>
       new Promise((resolve) => {
+        if (closed) return resolve();
+        closed = true;
         dest.flush?.();
         if (destination === '-') return resolve();
         dest.end();

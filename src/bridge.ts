@@ -7,14 +7,16 @@ import { selectBackend } from './backends/select.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
 import { createAudit } from './audit.ts';
-import { authorizedKeysAuthenticator } from './ssh/auth.ts';
-import { AuthorizedKeysSource } from './ssh/authorized-keys.ts';
+import { PolicySource, type ReloadResult } from './policy/index.ts';
+import { policyAuthenticator } from './ssh/auth.ts';
 import { loadHostKeys } from './ssh/keys.ts';
 import { startServer, type BridgeServer } from './ssh/server.ts';
 
 export interface Bridge {
   server: BridgeServer;
   backend: Backend;
+  /** SIGHUP: re-read the policy (or authorized_keys); running sessions are kept. */
+  reload(reason: string): ReloadResult;
   /** SIGTERM: stop accepting, let sessions finish within `graceMs`, then end them. */
   shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
@@ -28,16 +30,15 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     log.info({ file: key.file, type: key.type, fingerprint: key.fingerprint, generated: key.generated }, key.generated ? 'host key generated' : 'host key loaded');
   }
 
-  const authorizedKeys = new AuthorizedKeysSource(config.authorizedKeys, (result) => {
-    if (result instanceof Error) {
-      log.warn({ file: config.authorizedKeys, err: result.message }, 'cannot read authorized_keys: every login will be refused until it exists');
-      return;
-    }
-    log.info({ file: config.authorizedKeys, keys: result.keys.length }, 'authorized_keys loaded');
-    for (const p of result.problems) log.warn({ file: config.authorizedKeys, line: p.line }, `authorized_keys: ${p.reason}`);
-  });
-  authorizedKeys.current();
-  const authenticator = authorizedKeysAuthenticator(authorizedKeys);
+  // A policy file decides who may go where as whom; without one, authorized_keys lets every
+  // listed key in with the bridge's own Kubernetes credentials. One code path either way.
+  const policy = PolicySource.open(
+    config.policy
+      ? { file: config.policy, kind: 'policy-file', log }
+      : { file: config.authorizedKeys, kind: 'authorized-keys', log },
+  );
+  if (!config.policy) log.info({ file: config.authorizedKeys }, 'no --policy: authorized_keys keys may enter any pod, acting with the bridge\'s own Kubernetes credentials (no impersonation)');
+  const authenticator = policyAuthenticator(policy);
   const audit = createAudit(config.auditLog);
 
   const { backend, reason } = await selectBackend(config, log);
@@ -53,17 +54,20 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     log.warn(`local backend: every authorized key gets a shell on THIS machine as ${process.env.USER ?? 'the bridge user'}`);
   }
 
-  const server = await startServer({ config: { ...config, listen }, backend, authenticator, hostKeys, log, audit });
+  const server = await startServer({ config: { ...config, listen }, backend, authenticator, policy, hostKeys, log, audit });
   log.info({ address: `${server.address.address}:${server.address.port}` }, 'listening');
   return {
     server,
     backend,
+    reload: (reason: string) => policy.reload(reason),
     shutdown: async (graceMs: number) => {
+      policy.close();
       await server.shutdown(graceMs);
       await backend.close();
       await audit.close();
     },
     close: async () => {
+      policy.close();
       await server.close();
       await backend.close();
       await audit.close();

@@ -29,6 +29,7 @@ await yargs(hideBin(process.argv))
         .option('listen', { type: 'string', describe: 'Address to listen on: HOST:PORT, [IPv6]:PORT or PORT', defaultDescription: '127.0.0.1:2222' })
         .option('host-key', { type: 'string', array: true, describe: 'Host private key file or directory of keys (a Secret mount); a missing file is generated (ed25519)', defaultDescription: DEFAULT_HOST_KEY })
         .option('authorized-keys', { type: 'string', describe: 'OpenSSH authorized_keys file of the keys allowed in', defaultDescription: defaultAuthorizedKeys() })
+        .option('policy', { type: 'string', describe: 'Access policy file (YAML): identities, certificate authorities, rules, impersonation; see docs/policy.md' })
         .option('backend', { choices: ['auto', 'kubernetes', 'local'] as const, default: 'auto', describe: 'Where sessions run; auto = kubernetes if a kubeconfig or in-cluster config exists, else local shells' })
         .option('kubeconfig', { type: 'string', describe: 'kubeconfig file', defaultDescription: '$KUBECONFIG, ~/.kube/config, in-cluster' })
         .option('context', { type: 'string', describe: 'kubeconfig context', defaultDescription: 'current-context' })
@@ -43,6 +44,7 @@ await yargs(hideBin(process.argv))
         .option('max-startups', { type: 'number', describe: 'Concurrent unauthenticated connections', default: 100 })
         .option('max-sessions', { type: 'number', describe: 'Sessions per connection', default: 10 })
         .option('max-sessions-per-identity', { type: 'number', describe: 'Concurrent sessions of one identity', default: 64 })
+        .option('backoff-threshold', { type: 'number', describe: 'Failed logins per minute from one address before it must wait (5 s, doubling)', default: 10 })
         .option('kex', { type: 'string', array: true, describe: 'Key exchange algorithms', defaultDescription: 'curve25519, DH group 16/18' })
         .option('ciphers', { type: 'string', array: true, describe: 'Ciphers', defaultDescription: 'chacha20-poly1305, AES-GCM, AES-CTR' })
         .option('macs', { type: 'string', array: true, describe: 'MACs', defaultDescription: 'hmac-sha2-256/512-etm' })
@@ -61,6 +63,7 @@ await yargs(hideBin(process.argv))
           listen: argv.listen,
           hostKey: argv.hostKey,
           authorizedKeys: argv.authorizedKeys,
+          policy: argv.policy,
           backend: argv.backend,
           kubeconfig: argv.kubeconfig,
           context: argv.context,
@@ -75,6 +78,7 @@ await yargs(hideBin(process.argv))
           maxStartups: argv.maxStartups,
           maxSessions: argv.maxSessions,
           maxSessionsPerIdentity: argv.maxSessionsPerIdentity,
+          backoffThreshold: argv.backoffThreshold,
           kex: argv.kex,
           ciphers: argv.ciphers,
           macs: argv.macs,
@@ -100,6 +104,8 @@ await yargs(hideBin(process.argv))
       };
       process.on('SIGTERM', () => stop('SIGTERM', config.shutdownGraceMs));
       process.on('SIGINT', () => stop('SIGINT', 0));
+      // Reload the policy without dropping sessions; the policy source logs what happened.
+      process.on('SIGHUP', () => void starting.then((bridge) => bridge.reload('SIGHUP')));
       await starting;
     },
   )

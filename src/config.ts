@@ -23,6 +23,8 @@ export const configSchema = z.object({
   listenExplicit: z.boolean(),
   hostKeys: z.array(z.string().min(1)).min(1),
   authorizedKeys: z.string().min(1),
+  /** Access policy file (YAML); null: authorized_keys is the whole policy. */
+  policy: z.string().min(1).nullable(),
   backend: z.enum(['auto', 'kubernetes', 'local']),
   kubernetes: z.object({
     kubeconfig: z.string().min(1).optional(),
@@ -103,6 +105,7 @@ export interface ConfigInput {
   listen?: string;
   hostKey?: string[];
   authorizedKeys?: string;
+  policy?: string | null;
   backend?: string;
   kubeconfig?: string;
   context?: string;
@@ -119,6 +122,8 @@ export interface ConfigInput {
   maxStartups?: number;
   maxSessions?: number;
   maxSessionsPerIdentity?: number;
+  /** Failed logins per minute from one address before it must wait (doubling each time). */
+  backoffThreshold?: number;
   /** Files whose text is the pre-auth banner / message of the day. */
   banner?: string | null;
   motd?: string | null;
@@ -135,6 +140,7 @@ export function buildConfig(input: ConfigInput): Config {
     listenExplicit: input.listen !== undefined,
     hostKeys: input.hostKey && input.hostKey.length > 0 ? input.hostKey : [DEFAULT_HOST_KEY],
     authorizedKeys: input.authorizedKeys ?? defaultAuthorizedKeys(),
+    policy: input.policy ?? null,
     backend: input.backend ?? 'auto',
     kubernetes: { kubeconfig: input.kubeconfig, context: input.context, namespace: input.namespace },
     session: {
@@ -157,7 +163,7 @@ export function buildConfig(input: ConfigInput): Config {
       maxStartups: input.maxStartups ?? 100,
       maxSessionsPerConnection: input.maxSessions ?? 10,
       maxSessionsPerIdentity: input.maxSessionsPerIdentity ?? 64,
-      backoff: { threshold: 10, windowMs: 60_000, baseMs: 5_000, maxMs: 300_000 },
+      backoff: { threshold: input.backoffThreshold ?? 10, windowMs: 60_000, baseMs: 5_000, maxMs: 300_000 },
       banner: readTextFile(input.banner, 'ssh.banner'),
       motd: readTextFile(input.motd, 'ssh.motd'),
     },

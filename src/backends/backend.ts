@@ -47,6 +47,8 @@ export interface RemoteProcess {
   readonly stdout: Readable;
   /** null when a TTY was requested: the terminal carries both streams. */
   readonly stderr: Readable | null;
+  /** False where `stdin.end()` cannot reach the process (Kubernetes exec protocol v4). */
+  readonly canCloseStdin: boolean;
   /** Resize the remote terminal; sizes with a 0 are ignored. No-op without a TTY. */
   resize(size: TerminalSize): void;
   /** Deliver a signal by SSH name (INT, TERM, HUP, KILL, ...), without the SIG prefix. */
@@ -56,15 +58,26 @@ export interface RemoteProcess {
   terminate(reason: string): Promise<void>;
 }
 
+/** Where a target resolved to; the session checks it against the access policy before anything runs. */
+export interface ResolvedPlace {
+  namespace: string;
+  pod: string;
+  container: string;
+}
+
 export interface OpenContext {
   identity: Identity;
   log: Logger;
+  /** Called once the target is resolved and before the process starts: a BridgeError refuses. */
+  authorizeResolved?: (place: ResolvedPlace) => BridgeError | null;
 }
 
 export type BackendName = 'kubernetes' | 'local';
 
 export interface Backend {
   readonly name: BackendName;
+  /** The namespace of login names that name none. */
+  readonly defaultNamespace: string;
   /** One line for the start-up log: what this backend serves and from where. */
   describe(): string;
   /** Resolves once the process runs; rejects with a BridgeError naming what is wrong. */

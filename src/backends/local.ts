@@ -82,6 +82,7 @@ class PtyProcess implements RemoteProcess {
   readonly stdout: Readable;
   readonly stderr = null;
   readonly stdin: Writable;
+  readonly canCloseStdin = true;
   readonly exited: Promise<Exit>;
   private ended = false;
 
@@ -140,6 +141,7 @@ class PipeProcess implements RemoteProcess {
   readonly stdout: Readable;
   readonly stderr: Readable;
   readonly stdin: Writable;
+  readonly canCloseStdin = true;
   readonly exited: Promise<Exit>;
   private ended = false;
 
@@ -181,8 +183,12 @@ export function createLocalBackend(opts: LocalBackendOptions, log: Logger): Back
   const shell = pickShell(opts.shell);
   return {
     name: 'local',
+    defaultNamespace: 'default',
     describe: () => `local shells on this machine as user ${os.userInfo().username} (login shell ${shell}); the login name is not used`,
     async open(target: Target, spec: ProcessSpec, ctx: OpenContext): Promise<RemoteProcess> {
+      // The login name is not a place here; the policy still sees what the user asked for.
+      const denied = ctx.authorizeResolved?.({ namespace: target.namespace ?? 'default', pod: target.ref.name, container: target.container ?? 'local' });
+      if (denied) throw denied;
       const env = sessionEnv(spec, shell);
       const file = spec.command === null ? shell : '/bin/sh';
       const args = spec.command === null ? ['-l'] : ['-c', spec.command];

@@ -6,6 +6,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Backend } from './backend.ts';
 import { createLocalBackend } from './local.ts';
+import { impersonationHeaders } from '../policy/index.ts';
 
 export interface SelectedBackend {
   backend: Backend;
@@ -19,7 +20,9 @@ export async function selectBackend(config: Config, log: Logger): Promise<Select
   const createKubernetesBackend = async (o: Parameters<Awaited<ReturnType<typeof kube>>['createKubernetesBackend']>[0], l: Logger) =>
     (await kube()).createKubernetesBackend(o, l);
   const k8s = config.kubernetes;
-  const kubeOptions = { kubeconfig: k8s.kubeconfig, context: k8s.context, defaultNamespace: k8s.namespace };
+  // Every API call made for a session carries the identity's Impersonate-* headers (none in
+  // authorized_keys mode, where the bridge acts with its own credentials).
+  const kubeOptions = { kubeconfig: k8s.kubeconfig, context: k8s.context, defaultNamespace: k8s.namespace, requestHeaders: impersonationHeaders };
   switch (config.backend) {
     case 'local':
       return { backend: createLocalBackend({}, log), reason: '--backend local' };

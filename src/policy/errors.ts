@@ -9,7 +9,8 @@ export type IssuePath = ReadonlyArray<string | number>;
 
 export interface PolicyIssue {
   readonly file: string;
-  /** 1-based; the line of the field, or of its nearest enclosing field when it is missing. */
+  /** 1-based; the line of the field, or of its nearest enclosing field when it is missing.
+   *  0: about the whole file (it cannot be read). */
   readonly line: number;
   readonly path: IssuePath;
   readonly message: string;
@@ -43,7 +44,7 @@ export function formatPath(path: IssuePath): string {
 
 export function formatIssue(issue: PolicyIssue): string {
   const where = issue.path.length > 0 ? `${formatPath(issue.path)}: ` : '';
-  return `${issue.file}:${issue.line}: ${where}${issue.message}`;
+  return `${issue.file}:${issue.line > 0 ? `${issue.line}:` : ''} ${where}${issue.message}`;
 }
 
 function formatIssues(issues: readonly PolicyIssue[]): string {

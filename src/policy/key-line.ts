@@ -3,10 +3,13 @@
  * the public key blob, its fingerprint and the options in force. The line syntax itself is
  * src/ssh/authorized-keys.ts's, so both file kinds read keys identically.
  */
+import type { ParsedKey } from 'ssh2';
 import { parseAuthorizedKeys } from '../ssh/authorized-keys.ts';
 import { parseKeyOptions, type KeyOptions } from './key-options.ts';
 
 export interface KeyLine {
+  /** ssh2's parsed key: what verifies the client's signature. */
+  key: ParsedKey;
   blob: Buffer;
   type: string;
   fingerprint: string;
@@ -46,7 +49,7 @@ export function parseKeyLine(line: string, purpose: 'user' | 'ca' = 'user'): Par
   }
   const options = parseKeyOptions(key.options);
   if (!options.ok) return { ok: false, problem: options.problem };
-  return { ok: true, key: { blob: key.blob, type: key.key.type, fingerprint: key.fingerprint, comment: key.comment, options: options.options } };
+  return { ok: true, key: { key: key.key, blob: key.blob, type: key.key.type, fingerprint: key.fingerprint, comment: key.comment, options: options.options } };
 }
 
 /** The lookup key for a public key blob. */

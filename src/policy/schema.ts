@@ -82,19 +82,28 @@ export type PolicyFileIdentity = z.infer<typeof identitySchema>;
 export type PolicyFileRule = z.infer<typeof ruleSchema>;
 export type PolicyFileCertificateAuthority = z.infer<typeof certificateAuthoritySchema>;
 
-/** Every field name of the format, to suggest the intended one for a typo. */
-const KNOWN_FIELDS = [
-  ...new Set([
-    ...Object.keys(policyFileSchema.shape),
-    ...Object.keys(groupSchema.shape),
-    ...Object.keys(identitySchema.shape),
-    'user',
-    ...Object.keys(certificateAuthoritySchema.shape),
-    'serials',
-    'keyIds',
-    ...Object.keys(ruleSchema.shape),
-  ]),
-];
+const kubernetesSchema = identitySchema.shape.kubernetes.unwrap();
+const revokedSchema = certificateAuthoritySchema.shape.revoked.unwrap();
+
+/** The fields an object at `path` may have, to suggest the intended one for a typo. */
+function fieldsAt(path: IssuePath): string[] {
+  const [top, , sub] = path;
+  const shape =
+    path.length === 0
+      ? policyFileSchema.shape
+      : top === 'groups'
+        ? groupSchema.shape
+        : top === 'identities'
+          ? sub === 'kubernetes'
+            ? kubernetesSchema.shape
+            : identitySchema.shape
+          : top === 'certificateAuthorities'
+            ? sub === 'revoked'
+              ? revokedSchema.shape
+              : certificateAuthoritySchema.shape
+            : ruleSchema.shape;
+  return Object.keys(shape);
+}
 
 export interface ShapeIssue {
   path: IssuePath;
@@ -111,7 +120,7 @@ export function checkShape(value: unknown): { ok: true; file: PolicyFile } | { o
   for (const issue of parsed.error.issues) {
     const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) issues.push({ path: [...path, key], message: unknownField(key), at: 'key' });
+      for (const key of issue.keys) issues.push({ path: [...path, key], message: unknownField(key, fieldsAt(path)), at: 'key' });
       continue;
     }
     issues.push({ path, message: describeIssue(issue, path), at: 'value' });
@@ -158,10 +167,9 @@ function describeValue(v: unknown): string {
   return `${typeof v} ${String(v)}`;
 }
 
-function unknownField(key: string): string {
-  if (KNOWN_FIELDS.includes(key)) return `unknown field here ("${key}" belongs to another part of the file; see docs/policy.md)`;
-  const near = nearest(key, KNOWN_FIELDS);
-  return `unknown field${near ? ` (did you mean "${near}"?)` : ''}`;
+function unknownField(key: string, known: readonly string[]): string {
+  const near = nearest(key, known);
+  return `unknown field${near ? ` (did you mean "${near}"?)` : ''}; fields here: ${known.join(', ')}`;
 }
 
 /** The candidate at most two edits away, if any: for "did you mean" hints. */

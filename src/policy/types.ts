@@ -4,6 +4,7 @@
  * server has one code path whichever file the operator gave. Immutable once built: a reload
  * builds a new one and swaps it in whole.
  */
+import type { ParsedKey } from 'ssh2';
 import type { WorkloadKind } from '../target.ts';
 import type { Glob } from './glob.ts';
 import type { KubernetesUser } from './identity.ts';
@@ -21,6 +22,8 @@ export interface PolicyIdentity {
 
 export interface PolicyKey {
   readonly identity: string;
+  /** Verifies the client's signature (ssh2's ParsedKey.verify). */
+  readonly publicKey: ParsedKey;
   readonly fingerprint: string;
   readonly comment: string | null;
   readonly options: KeyOptions;
@@ -29,7 +32,7 @@ export interface PolicyKey {
 }
 
 export interface WorkloadPattern {
-  /** null: any workload kind (`*/web`). */
+  /** null: any workload kind (the pattern's kind was written `*`). */
   readonly kind: WorkloadKind | null;
   readonly name: Glob;
   /** As written, for messages. */

@@ -1,13 +1,17 @@
 /**
- * Authentication decisions, separate from the SSH plumbing so that the plain authorized_keys file
- * and (later) a full policy go through one code path in the connection handler.
+ * Authentication decisions over the access policy in force (a policy file, or a plain
+ * authorized_keys file read as the simplest policy): public keys with their authorized_keys
+ * options, and OpenSSH user certificates, which ssh2 does not understand and we verify here.
+ * The SSH plumbing lives in connection.ts; this module only decides.
  */
-import type { ParsedKey } from 'ssh2';
 import type { Identity } from '../identity.ts';
-import { AuthorizedKeysSource } from './authorized-keys.ts';
+import { resolveKey, resolvePrincipals, type PolicySource } from '../policy/index.ts';
+import { CertificateError, checkCertificate, isCertificateAlgo, parseCertificate, verifyUserSignature } from './certificates.ts';
+import { fingerprint } from './keys.ts';
 
 export interface PublicKeyAttempt {
   login: string;
+  /** The client's IP address (no port), for from= and source-address. */
   remote: string;
   keyAlgo: string;
   keyBlob: Buffer;
@@ -22,29 +26,62 @@ export type AuthDecision =
   /** The key would be accepted: the client may now sign with it. */
   | { kind: 'acceptable' }
   /** `reason` is for the log and audit trail only; the client learns nothing beyond the refusal. */
-  | { kind: 'reject'; reason: string; fingerprint?: string };
+  | { kind: 'reject'; reason: string; fingerprint?: string; quiet?: boolean };
 
 export interface Authenticator {
   publicKey(attempt: PublicKeyAttempt): AuthDecision;
 }
 
-function verify(key: ParsedKey, attempt: PublicKeyAttempt): boolean {
-  return !!attempt.signature && !!attempt.signedData && key.verify(attempt.signedData, attempt.signature, attempt.hashAlgo) === true;
-}
-
-/** The simplest policy: every key in an authorized_keys file may log in, named by its comment. */
-export function authorizedKeysAuthenticator(source: AuthorizedKeysSource): Authenticator {
+export function policyAuthenticator(source: PolicySource, now: () => Date = () => new Date()): Authenticator {
   return {
     publicKey(attempt) {
-      const found = source.find(attempt.keyBlob);
-      if (!found) return { kind: 'reject', reason: 'key not in authorized_keys' };
-      if (!attempt.signature) return { kind: 'acceptable' };
-      if (!verify(found.key, attempt)) return { kind: 'reject', reason: 'bad signature', fingerprint: found.fingerprint };
-      return {
-        kind: 'accept',
-        fingerprint: found.fingerprint,
-        identity: { name: found.comment ?? found.fingerprint, keyFingerprint: found.fingerprint, keyComment: found.comment },
-      };
+      return isCertificateAlgo(attempt.keyAlgo) ? certificateLogin(source, attempt, now()) : keyLogin(source, attempt, now());
     },
   };
+}
+
+function keyLogin(source: PolicySource, attempt: PublicKeyAttempt, now: Date): AuthDecision {
+  const r = resolveKey(source.current(), attempt.keyBlob, attempt.remote, now);
+  const fp = fingerprint(attempt.keyBlob);
+  // Checked at the key query already, as sshd does: a key refused for from=/expiry-time= is never asked to sign.
+  if (!r.ok) return { kind: 'reject', reason: r.refused, fingerprint: r.code === 'unknown-key' ? undefined : fp, quiet: r.code === 'unknown-key' };
+  if (!attempt.signature) return { kind: 'acceptable' };
+  if (!attempt.signedData || r.publicKey.verify(attempt.signedData, attempt.signature, attempt.hashAlgo) !== true) {
+    return { kind: 'reject', reason: 'bad signature', fingerprint: fp };
+  }
+  return { kind: 'accept', identity: r.identity, fingerprint: fp };
+}
+
+function certificateLogin(source: PolicySource, attempt: PublicKeyAttempt, now: Date): AuthDecision {
+  const policy = source.current();
+  let cert;
+  try {
+    cert = parseCertificate(attempt.keyBlob);
+  } catch (err) {
+    if (err instanceof CertificateError) return { kind: 'reject', reason: `malformed certificate: ${err.message}` };
+    throw err;
+  }
+  const fp = fingerprint(cert.publicKeyBlob);
+  const checked = checkCertificate(cert, {
+    authorities: policy.certificateAuthorities.map((ca) => ({ blob: ca.blob, fingerprint: ca.fingerprint, comment: ca.name })),
+    now,
+    sourceAddress: attempt.remote,
+    keyAlgo: attempt.keyAlgo,
+  });
+  if (!checked.ok) return { kind: 'reject', reason: checked.reason, fingerprint: fp };
+  const who = resolvePrincipals(policy, cert.principals, {
+    keyFingerprint: fp,
+    keyId: cert.keyId,
+    serial: cert.serial,
+    caKey: cert.signatureKeyBlob,
+    forceCommand: checked.forceCommand,
+    permitPty: checked.permits.pty,
+    permitPortForwarding: checked.permits.portForwarding,
+  });
+  if (!who.ok) return { kind: 'reject', reason: who.refused, fingerprint: fp };
+  if (!attempt.signature) return { kind: 'acceptable' };
+  if (!attempt.signedData || !verifyUserSignature(cert, attempt.signedData, attempt.signature, attempt.hashAlgo)) {
+    return { kind: 'reject', reason: 'bad signature', fingerprint: fp };
+  }
+  return { kind: 'accept', identity: who.identity, fingerprint: fp, certKeyId: cert.keyId, certSerial: cert.serial.toString() };
 }

@@ -1,8 +1,8 @@
 /**
- * OpenSSH authorized_keys: `[options] keytype base64 [comment]` per line. Lines are parsed once
- * when the file changes; each key keeps its options so later policy work can honour them.
+ * OpenSSH authorized_keys line syntax: `[options] keytype base64 [comment]`. The access policy
+ * (src/policy) reads both authorized_keys files and the keys of a policy file through this, and
+ * gives the options their meaning.
  */
-import fs from 'node:fs';
 import { timingSafeEqual } from 'node:crypto';
 import type { ParsedKey } from 'ssh2';
 import { fingerprint, parsePublicKey } from './keys.ts';
@@ -79,48 +79,4 @@ export function parseAuthorizedKeys(text: string): AuthorizedKeysFile {
     });
   });
   return { keys, problems };
-}
-
-/** Re-reads the file when its mtime or size changes, so edits apply without a restart. */
-export class AuthorizedKeysSource {
-  private cached: AuthorizedKeysFile = { keys: [], problems: [] };
-  private stamp = '';
-
-  constructor(
-    readonly file: string,
-    private readonly onLoad: (result: AuthorizedKeysFile | Error) => void = () => {},
-  ) {}
-
-  current(): AuthorizedKeysFile {
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(this.file);
-    } catch (err) {
-      if (this.stamp !== 'missing') {
-        this.stamp = 'missing';
-        this.cached = { keys: [], problems: [] };
-        this.onLoad(err as Error);
-      }
-      return this.cached;
-    }
-    const stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
-    if (stamp !== this.stamp) {
-      this.stamp = stamp;
-      try {
-        this.cached = parseAuthorizedKeys(fs.readFileSync(this.file, 'utf8'));
-        this.onLoad(this.cached);
-      } catch (err) {
-        this.cached = { keys: [], problems: [] };
-        this.onLoad(err as Error);
-      }
-    }
-    return this.cached;
-  }
-
-  find(blob: Buffer): AuthorizedKey | null {
-    for (const k of this.current().keys) {
-      if (k.blob.length === blob.length && timingSafeEqual(k.blob, blob)) return k;
-    }
-    return null;
-  }
 }

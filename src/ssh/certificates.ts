@@ -436,9 +436,9 @@ function check(cert: Certificate, opts: CheckOptions): CheckResult {
   // to come from a CA we trust, and logging "expired" for a forgery would mislead.
   let ca: VerifyKey;
   try {
-    ca = loadPublicKey(cert.signatureKeyBlob, 'CA key');
+    ca = loadPublicKey(cert.signatureKeyBlob, 'certificate CA key');
   } catch (err) {
-    return refuse(`certificate CA key refused: ${(err as Error).message}`);
+    return refuse((err as Error).message);
   }
   const authority = opts.authorities.find((a) => a.blob.equals(cert.signatureKeyBlob));
   if (!authority) return refuse(`certificate signed by untrusted CA ${fingerprint(cert.signatureKeyBlob)}`);

@@ -11,6 +11,7 @@ import type { BridgeError } from '../errors.ts';
 import type { Identity } from '../identity.ts';
 import type { Logger } from '../log.ts';
 import { parseTarget, type Target } from '../target.ts';
+import type { PolicySource } from '../policy/index.ts';
 import type { Authenticator } from './auth.ts';
 import type { KeyedCounter, SourceBackoff } from './limits.ts';
 import { Session } from './session.ts';
@@ -20,6 +21,8 @@ export interface Shared {
   config: Config;
   backend: Backend;
   authenticator: Authenticator;
+  /** The access policy in force, read anew for every session (a reload applies to the next one). */
+  policy: PolicySource;
   log: Logger;
   audit: Audit;
   backoff: SourceBackoff;
@@ -44,9 +47,10 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
   let failures = 0;
   const sessions = new Set<Session>();
 
-  const refuse = (ctx: AuthContext, reason: string, fields: { fingerprint?: string; keyType?: string } = {}) => {
+  const refuse = (ctx: AuthContext, reason: string, fields: { fingerprint?: string; keyType?: string } = {}, quiet = false) => {
     failures++;
-    log.info({ login: ctx.username, method: ctx.method, ...fields, failures }, `auth refused: ${reason}`);
+    // Unknown keys are the scanners' daily bread: info. A known key refused (from=, expiry, CA) is a warning.
+    log[quiet ? 'info' : 'warn']({ login: ctx.username, method: ctx.method, ...fields, failures }, `auth refused: ${reason}`);
     audit.emit({ event: 'auth', conn, remote, result: 'failure', login: ctx.username, method: ctx.method, reason, ...fields });
     const blockMs = shared.backoff.fail(info.ip);
     if (blockMs > 0) {
@@ -76,7 +80,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       hashAlgo: ctx.hashAlgo,
     });
     if (decision.kind === 'acceptable') return ctx.accept();
-    if (decision.kind === 'reject') return refuse(ctx, decision.reason, { keyType: ctx.key.algo, fingerprint: decision.fingerprint });
+    if (decision.kind === 'reject') return refuse(ctx, decision.reason, { keyType: ctx.key.algo, fingerprint: decision.fingerprint }, decision.quiet);
 
     identity = decision.identity;
     try {
@@ -122,6 +126,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       const ssh = accept();
       const session = new Session(ssh, {
         backend: shared.backend,
+        policy: shared.policy,
         target: target!,
         identity: who,
         acceptEnv: config.session.acceptEnv,

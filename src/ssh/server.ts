@@ -10,6 +10,7 @@ import type { Backend } from '../backends/backend.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { toSsh2Algorithms } from './algorithms.ts';
+import type { PolicySource } from '../policy/index.ts';
 import type { Authenticator } from './auth.ts';
 import { handleConnection, type Shared } from './connection.ts';
 import type { HostKey } from './keys.ts';
@@ -37,12 +38,13 @@ export interface ServerDeps {
   config: Config;
   backend: Backend;
   authenticator: Authenticator;
+  policy: PolicySource;
   hostKeys: HostKey[];
   log: Logger;
   audit: Audit;
 }
 
-export async function startServer({ config, backend, authenticator, hostKeys, log, audit }: ServerDeps): Promise<BridgeServer> {
+export async function startServer({ config, backend, authenticator, policy, hostKeys, log, audit }: ServerDeps): Promise<BridgeServer> {
   const live = new Set<Connection>();
   /** Every TCP connection from accept on, keyed by remote address, so limits apply before SSH starts. */
   const sockets = new Map<string, SocketRecord>();
@@ -50,6 +52,7 @@ export async function startServer({ config, backend, authenticator, hostKeys, lo
     config,
     backend,
     authenticator,
+    policy,
     log,
     audit,
     backoff: new SourceBackoff(config.ssh.backoff),

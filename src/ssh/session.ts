@@ -13,6 +13,7 @@ import { BridgeError, toBridgeError } from '../errors.ts';
 import type { Identity } from '../identity.ts';
 import type { Logger } from '../log.ts';
 import { flushed, pump } from '../pipe.ts';
+import { authorize, planSession, type AccessRequest, type Decision, type PolicySource, type SshRequest } from '../policy/index.ts';
 import { formatTarget, type Target } from '../target.ts';
 
 /** Exit status for failures of the bridge itself (no pod, forbidden, stream lost), like ssh's own 255. */
@@ -26,6 +27,9 @@ export const SFTP_SERVER_COMMAND = [
   'echo "podbridge: no sftp-server in this container; install openssh-sftp-server in the image, or use scp -O" >&2; exit 127',
 ].join(' ');
 
+/** How long a command may run on after a client EOF that v4 cannot deliver before the user is told. */
+const V4_EOF_NOTICE_MS = 3000;
+
 export interface SessionTimeouts {
   idleTimeoutMs: number;
   maxDurationMs: number;
@@ -34,6 +38,7 @@ export interface SessionTimeouts {
 
 export interface SessionContext {
   backend: Backend;
+  policy: PolicySource;
   /** The parsed login name, or why it could not be parsed (reported when the session starts). */
   target: Target | BridgeError;
   identity: Identity;
@@ -72,6 +77,12 @@ export class Session {
     this.log = ctx.log;
     ssh.on('pty', (accept, reject, info: PseudoTtyInfo) => {
       if (this.phase !== 'setup') return reject?.();
+      // no-pty (authorized_keys) or a certificate without permit-pty: refuse the pty as sshd does;
+      // the session goes on without one.
+      if (!ctx.identity.permits.pty) {
+        this.log.info('pty refused: the credential does not permit a pty');
+        return reject?.();
+      }
       this.tty = { term: info.term || 'xterm', cols: info.cols, rows: info.rows };
       accept?.();
     });
@@ -127,7 +138,8 @@ export class Session {
   notify(message: string): void {
     const ch = this.channel;
     if (!ch || this.clientGone || this.phase === 'done') return;
-    ch.stderr.write(`\r\npodbridge: ${message}${this.tty ? '\r\n' : '\n'}`);
+    // On a terminal start a fresh line: the message must not glue onto a prompt.
+    ch.stderr.write(this.tty ? `\r\npodbridge: ${message}\r\n` : `podbridge: ${message}\n`);
   }
 
   /** Ends the session from the bridge's side: the process is terminated, the user told why. */
@@ -175,20 +187,39 @@ export class Session {
   }
 
   private async run(channel: ServerChannel, command: string | null, kind: string): Promise<void> {
-    const { target, backend, identity, audit } = this.ctx;
+    const { target, backend, identity, audit, policy } = this.ctx;
     if (target instanceof BridgeError) return this.fail(channel, target);
-    const spec: ProcessSpec = { command, tty: this.tty, env: { ...this.env } };
+    const request: SshRequest = kind === 'shell' ? { kind: 'shell' } : kind === 'exec' ? { kind: 'exec', command: command ?? '' } : { kind: 'subsystem', name: 'sftp' };
+    // A forced command (command= on the key, a certificate's force-command) replaces what was asked.
+    const plan = planSession(identity, request);
+    const runCommand = plan.command ?? (kind === 'subsystem:sftp' ? SFTP_SERVER_COMMAND : null);
+    const spec: ProcessSpec = { command: runCommand, tty: this.tty, env: { ...this.env, ...plan.env } };
     const started = Date.now();
     const targetName = formatTarget(target);
+
+    // Authorized twice: on the login name before any API call, and on the pod and container it
+    // resolved to before anything runs there. Each reads the policy in force at that moment.
+    const base = { target: { ...target, namespace: target.namespace ?? backend.defaultNamespace }, action: plan.action, tty: spec.tty !== null };
+    const check = (req: AccessRequest): Decision => authorize(policy.current(), identity, req);
+    const denial = (d: Extract<Decision, { allowed: false }>): BridgeError => {
+      audit.emit({ event: 'denied', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, reason: d.message });
+      return new BridgeError('denied', d.message, { detail: { reason: d.reason, rule: d.rule } });
+    };
+    const first = check({ ...base, container: target.container });
+    if (!first.allowed && !first.pending) return this.fail(channel, denial(first));
+    const authorizeResolved = (place: { pod: string; container: string }) => {
+      const d = check({ ...base, container: place.container, podName: place.pod });
+      return d.allowed ? null : denial(d);
+    };
     this.log.info(
-      { target: targetName, kind, command, tty: spec.tty ? `${spec.tty.cols}x${spec.tty.rows} ${spec.tty.term}` : null },
+      { target: targetName, kind, command, forced: plan.forced || undefined, tty: spec.tty ? `${spec.tty.cols}x${spec.tty.rows} ${spec.tty.term}` : null },
       'session start',
     );
     audit.emit({ event: 'session-start', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, kind, command, tty: spec.tty !== null });
 
     let proc: RemoteProcess;
     try {
-      proc = await backend.open(target, spec, { identity, log: this.log });
+      proc = await backend.open(target, spec, { identity, log: this.log, authorizeResolved });
     } catch (err) {
       return this.fail(channel, toBridgeError(err));
     }
@@ -209,11 +240,28 @@ export class Session {
     const stdout = pump(proc.stdout, channel, { end: false, signal, onData });
     const stderr = proc.stderr ? pump(proc.stderr, channel.stderr, { end: false, signal, onData }) : Promise.resolve('ended');
     // With a terminal, sshd never passes the client's EOF on (a pty cannot be half-closed): match it.
-    void pump(channel, proc.stdin, { end: spec.tty === null, signal, onData });
+    let sftpDone = false;
+    void pump(channel, proc.stdin, { end: spec.tty === null, signal, onData }).then((result) => {
+      if (result !== 'ended' || spec.tty !== null || proc.canCloseStdin) return;
+      if (kind === 'subsystem:sftp') {
+        // sftp is request/response: once the client sent EOF every answer was already written, so
+        // ending sftp-server loses nothing, where waiting for an EOF that cannot come would hang.
+        sftpDone = true;
+        void flushed(channel, signal).then(() => proc.terminate('sftp client finished (no stdin EOF on this API server)'));
+      } else {
+        // Most commands never read stdin and end on their own; speak up only for one that lingers.
+        const timer = setTimeout(() => {
+          this.log.info('stdin EOF cannot be delivered (Kubernetes exec v4) and the command is still running');
+          this.notify('this Kubernetes API server (before 1.30, exec protocol v4) cannot pass end-of-input to the command; if it waits for more input, end it by closing ssh');
+        }, V4_EOF_NOTICE_MS);
+        this.timers.push(timer);
+      }
+    });
 
     let exit = await proc.exited;
     await Promise.all([stdout, stderr]);
     if (this.endReason) exit = { kind: 'error', error: new BridgeError('session-ended', `session ended: ${this.endReason}`) };
+    else if (sftpDone) exit = { kind: 'code', code: 0 };
     const durationMs = Date.now() - started;
     this.log.info({ target: targetName, exit: describeExit(exit), ms: durationMs }, 'session end');
     audit.emit({ event: 'session-end', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, kind, exit: describeExit(exit), durationMs });

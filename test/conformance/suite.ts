@@ -141,7 +141,8 @@ export function conformance(h: ConformanceHarness): void {
       assert.equal(sha256(r.stdout), sha256(seqBytes(n)));
     });
 
-    it('transfers files with scp (SFTP protocol and legacy -O) and sftp, byte for byte', async () => {
+    // Legacy `scp -O` ends its sink on stdin EOF, so it needs a backend that can deliver EOF.
+    it(`transfers files with scp (SFTP protocol${h.stdinEof ? ' and legacy -O' : ''}) and sftp, byte for byte`, async () => {
       const local = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-xfer-'));
       const remote = `/tmp/pb-xfer-${crypto.randomUUID()}`;
       const data = crypto.randomBytes(3 * 1024 * 1024 + 17);
@@ -151,7 +152,8 @@ export function conformance(h: ConformanceHarness): void {
       try {
         assert.equal((await run(`mkdir -p ${remote}`)).code, 0);
         await execFileP('scp', [...common, '-P', String(t.port), path.join(local, 'up.bin'), dest(`${remote}/sftp.bin`)]);
-        await execFileP('scp', [...common, '-O', '-P', String(t.port), path.join(local, 'up.bin'), dest(`${remote}/legacy.bin`)]);
+        if (h.stdinEof) await execFileP('scp', [...common, '-O', '-P', String(t.port), path.join(local, 'up.bin'), dest(`${remote}/legacy.bin`)]);
+        else await execFileP('scp', [...common, '-P', String(t.port), path.join(local, 'up.bin'), dest(`${remote}/legacy.bin`)]);
         const sums = await run(`cd ${remote} && sha256sum sftp.bin legacy.bin`);
         assert.equal(sums.stdout.toString(), `${sha256(data)}  sftp.bin\n${sha256(data)}  legacy.bin\n`);
         await execFileP('scp', [...common, '-P', String(t.port), dest(`${remote}/sftp.bin`), path.join(local, 'down.bin')]);

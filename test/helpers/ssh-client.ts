@@ -87,8 +87,10 @@ export class InteractiveSsh {
   private buffer = '';
   readonly exit: Promise<number>;
 
-  constructor(opts: { port: number; key: ClientKey; login: string; cols?: number; rows?: number; command?: string; env?: Record<string, string>; extraArgs?: string[] }) {
-    const args = [...sshArgs(opts.port, opts.key, opts.extraArgs), '-tt', `${opts.login}@127.0.0.1`];
+  /** `forceTty: false` runs plain `ssh host` in the terminal: a pty is requested because stdin is
+   *  a terminal, and a refused one is not fatal (with -tt OpenSSH gives up on a refusal). */
+  constructor(opts: { port: number; key: ClientKey; login: string; cols?: number; rows?: number; command?: string; env?: Record<string, string>; extraArgs?: string[]; forceTty?: boolean }) {
+    const args = [...sshArgs(opts.port, opts.key, opts.extraArgs), ...(opts.forceTty === false ? [] : ['-tt']), `${opts.login}@127.0.0.1`];
     if (opts.command) args.push(opts.command);
     this.term = pty.spawn('ssh', args, {
       name: 'xterm-256color',

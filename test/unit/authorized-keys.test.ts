@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, it } from 'node:test';
-import { AuthorizedKeysSource, parseAuthorizedKeys } from '../../src/ssh/authorized-keys.ts';
+import { parseAuthorizedKeys } from '../../src/ssh/authorized-keys.ts';
 import { makeClientKey } from '../helpers/ssh-client.ts';
 
 describe('authorized_keys', () => {
@@ -36,22 +33,5 @@ describe('authorized_keys', () => {
     assert.equal(keys.length, 1);
     assert.deepEqual(problems.map((p) => p.line), [1, 2, 3, 4]);
     assert.match(problems[2]!.reason, /certificate authorities/);
-  });
-
-  it('re-reads the file after it changes, and treats a missing file as no keys', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-ak-'));
-    const file = path.join(dir, 'authorized_keys');
-    const events: string[] = [];
-    const src = new AuthorizedKeysSource(file, (r) => events.push(r instanceof Error ? 'error' : `keys:${r.keys.length}`));
-    assert.equal(src.current().keys.length, 0);
-    fs.writeFileSync(file, `${ed.publicLine}\n`);
-    assert.equal(src.current().keys.length, 1);
-    const blob = src.current().keys[0]!.blob;
-    assert.ok(src.find(blob));
-    await new Promise((r) => setTimeout(r, 20));
-    fs.writeFileSync(file, `${rsa.publicLine}\n`);
-    assert.equal(src.find(blob), null, 'a removed key is refused without a restart');
-    assert.deepEqual(events, ['error', 'keys:1', 'keys:1']);
-    fs.rmSync(dir, { recursive: true });
   });
 });

@@ -19,7 +19,16 @@ import type { Target, TargetRef } from '../../src/target.ts';
 import { DEFAULT_EXEC_PROTOCOLS, FakeKubeApiServer, V1_PROTOCOL, V4_PROTOCOL } from '../fixtures/kube-apiserver/index.ts';
 
 const log = silentLogger();
-const alice: Identity = { name: 'alice', keyFingerprint: 'SHA256:test', keyComment: null };
+const alice: Identity = {
+  name: 'alice',
+  keyFingerprint: 'SHA256:test',
+  keyComment: null,
+  kubernetes: null,
+  groups: [],
+  source: { kind: 'key', listedAt: 'test:1' },
+  forcedCommand: null,
+  permits: { pty: true, portForwarding: true },
+};
 const ctx = { identity: alice, log };
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'podbridge-k8s-test-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -76,6 +76,10 @@ export class ExecStream implements RemoteProcess {
   /** The negotiated protocol: v5 can deliver stdin EOF, v4 cannot. */
   readonly protocolVersion: ProtocolVersion;
 
+  get canCloseStdin(): boolean {
+    return this.protocolVersion === 'v5';
+  }
+
   private readonly ws: WebSocket;
   private readonly target: ExecTarget;
   private readonly hasTty: boolean;

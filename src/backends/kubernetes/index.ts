@@ -50,6 +50,7 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
 
   return {
     name: 'kubernetes',
+    defaultNamespace,
 
     describe() {
       return `kubernetes: ${loaded.server} (context "${loaded.contextName}" from ${loaded.source}), default namespace "${defaultNamespace}"`;
@@ -59,6 +60,9 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
       // The one place request headers are built from the identity; every call below carries them.
       const headers = requestHeaders(ctx.identity);
       const execTarget = await resolveTarget(target, { api, headers, defaultNamespace });
+      // Nothing runs in a place the access policy refuses, even when the login name looked fine.
+      const denied = ctx.authorizeResolved?.(execTarget);
+      if (denied) throw denied;
       const sessionTag = randomBytes(8).toString('hex');
       const slog = ctx.log.child({ ...execTarget, sessionTag });
       const command = buildExecCommand(spec, { sessionTag });
