@@ -195,8 +195,9 @@ export function conformance(h: ConformanceHarness): void {
     it('applies window-change: stty size follows every resize, the last one wins', async () => {
       const s = new InteractiveSsh({ port: t.port, key: t.key, login: t.login, cols: 80, rows: 24 });
       try {
-        s.write('echo READY\r');
-        await s.waitFor(/READY\r?\n/);
+        // Only the remote shell computes $((1+1)); typed text can be echoed locally before ssh goes raw.
+        s.write('echo READY-$((1+1))\r');
+        await s.waitFor(/READY-2/);
         for (const [c, r] of [[100, 40], [120, 50], [132, 43]] as const) s.term.resize(c, r);
         await new Promise((r) => setTimeout(r, 300));
         const from = s.output.length;

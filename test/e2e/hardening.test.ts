@@ -147,8 +147,9 @@ describe('hardened front door', () => {
     const b = await startTestBridge({ maxSessionsPerIdentity: 1 });
     try {
       const first = new InteractiveSsh({ port: b.port, key: b.key, login: 'x' });
-      first.write('echo FIRST-IN\r');
-      await first.waitFor(/FIRST-IN\r?\n/);
+      // Only the remote shell computes $((1+1)); typed text can be echoed locally before ssh goes raw.
+      first.write('echo FIRST-$((1+1))\r');
+      await first.waitFor(/FIRST-2/);
       const second = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo second' });
       assert.notEqual(second.code, 0);
       assert.equal(second.stdout.length, 0);
