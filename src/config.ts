@@ -128,6 +128,8 @@ export interface ConfigInput {
   banner?: string | null;
   motd?: string | null;
   idleTimeout?: number;
+  /** Seconds before an idle or duration cut that the user is warned. */
+  sessionWarning?: number;
   maxSessionTime?: number;
   shutdownGrace?: number;
   auditLog?: string | null;
@@ -147,7 +149,7 @@ export function buildConfig(input: ConfigInput): Config {
       acceptEnv: input.acceptEnv ?? ['LANG', 'LC_*', 'LANGUAGE', 'TZ'],
       idleTimeoutMs: seconds(input.idleTimeout ?? 0),
       maxDurationMs: seconds(input.maxSessionTime ?? 12 * 3600),
-      warningMs: 60_000,
+      warningMs: seconds(input.sessionWarning ?? 60),
     },
     ssh: {
       keepaliveIntervalMs: seconds(input.keepaliveInterval ?? 15),

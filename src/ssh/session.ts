@@ -271,20 +271,20 @@ export class Session {
   private startTimers(): void {
     const { idleTimeoutMs, maxDurationMs, warningMs } = this.ctx.timeouts;
     if (maxDurationMs > 0) {
-      const minutes = Math.round(maxDurationMs / 60000);
+      const limit = formatDuration(maxDurationMs);
       if (maxDurationMs > warningMs && warningMs > 0) {
-        this.timers.push(setTimeout(() => this.notify(`this session reaches its maximum duration (${minutes} min) in ${Math.round(warningMs / 1000)} s`), maxDurationMs - warningMs));
+        this.timers.push(setTimeout(() => this.notify(`this session reaches its maximum duration (${limit}) in ${formatDuration(warningMs)}`), maxDurationMs - warningMs));
       }
-      this.timers.push(setTimeout(() => void this.end(`maximum session duration (${minutes} min) reached`), maxDurationMs));
+      this.timers.push(setTimeout(() => void this.end(`maximum session duration (${limit}) reached`), maxDurationMs));
     }
     if (idleTimeoutMs > 0) {
       let warned = false;
       const check = () => {
         const idle = Date.now() - this.lastActivity;
-        if (idle >= idleTimeoutMs) return void this.end(`idle for ${Math.round(idle / 1000)} s`);
+        if (idle >= idleTimeoutMs) return void this.end(`idle for ${formatDuration(idle)}`);
         if (!warned && warningMs > 0 && idle >= idleTimeoutMs - warningMs) {
           warned = true;
-          this.notify(`idle session; it ends in ${Math.round((idleTimeoutMs - idle) / 1000)} s unless there is activity`);
+          this.notify(`idle session; it ends in ${formatDuration(idleTimeoutMs - idle)} unless there is activity`);
         } else if (idle < idleTimeoutMs - warningMs) warned = false;
         this.timers.push(setTimeout(check, Math.min(1000, idleTimeoutMs / 4)));
       };
@@ -329,6 +329,16 @@ function sendExitSignal(channel: ServerChannel, signal: string, coreDumped: bool
     const signo = (os.constants.signals as Record<string, number>)[`SIG${signal}`];
     channel.exit(signo ? 128 + signo : BRIDGE_FAILURE_STATUS);
   }
+}
+
+/** `45 s`, `12 min`, `2 h 30 min`: how people read a limit. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s} s`;
+  const min = Math.round(s / 60);
+  if (min < 120) return `${min} min`;
+  const h = Math.floor(min / 60);
+  return min % 60 === 0 ? `${h} h` : `${h} h ${min % 60} min`;
 }
 
 function describeExit(exit: Exit): string {
