@@ -3,7 +3,6 @@
  * (src/policy) reads both authorized_keys files and the keys of a policy file through this, and
  * gives the options their meaning.
  */
-import { timingSafeEqual } from 'node:crypto';
 import type { ParsedKey } from 'ssh2';
 import { fingerprint, parsePublicKey } from './keys.ts';
 

@@ -4,11 +4,10 @@
  * the real ssh-keygen. The handler is the integration the bridge's server.ts is meant to adopt.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import ssh2 from 'ssh2';
@@ -21,54 +20,14 @@ import {
   type Certificate,
   type CertificateAuthority,
 } from '../../src/ssh/certificates.ts';
-import { fingerprint } from '../../src/ssh/keys.ts';
+import { authority, blobOf, ed25519PrivateKey, keyFactory } from '../helpers/keygen.ts';
 import { SshReader, sshString, sshUint32 } from '../../src/ssh/ssh-wire.ts';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-cert-e2e-'));
-let counter = 0;
-
-function keygen(type = 'ed25519', extra: string[] = []): string {
-  const file = path.join(tmp, `k${++counter}`);
-  execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `key${counter}`, ...extra, '-f', file]);
-  return file;
-}
-
-function blobOf(pubFile: string): Buffer {
-  return Buffer.from(fs.readFileSync(pubFile, 'utf8').trim().split(/\s+/)[1]!, 'base64');
-}
-
-/** `ssh-keygen -s ca <args>` on a copy of user.pub; returns the -cert.pub path. */
-function certify(ca: string, user: string, args: string[]): string {
-  const copy = path.join(tmp, `c${++counter}.pub`);
-  fs.copyFileSync(`${user}.pub`, copy);
-  execFileSync('ssh-keygen', ['-q', '-s', ca, ...args, copy], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return copy.replace(/\.pub$/, '-cert.pub');
-}
-
-function authority(caFile: string): CertificateAuthority {
-  const blob = blobOf(`${caFile}.pub`);
-  return { blob, fingerprint: fingerprint(blob), comment: path.basename(caFile) };
-}
-
-function ed25519PrivateKey(file: string): KeyObject {
-  const raw = Buffer.from(fs.readFileSync(file, 'utf8').replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
-  const r = new SshReader(raw.subarray(15), 'key file');
-  r.text('cipher');
-  r.text('kdf');
-  r.string('kdf options');
-  const n = r.uint32('key count');
-  for (let i = 0; i < n; i++) r.string('public key');
-  const p = new SshReader(r.string('private section'), 'private section');
-  p.uint32('check 1');
-  p.uint32('check 2');
-  p.text('type');
-  const pub = p.string('public');
-  const secret = p.string('secret');
-  return crypto.createPrivateKey({
-    key: { kty: 'OKP', crv: 'Ed25519', d: secret.subarray(0, 32).toString('base64url'), x: pub.toString('base64url') },
-    format: 'jwk',
-  });
-}
+const keys = keyFactory('pb-cert-e2e-');
+after(() => keys.cleanup());
+const tmp = keys.dir;
+const keygen = keys.keygen;
+const certify = keys.certify;
 
 // ---------------------------------------------------------------------------------------------
 // The server under test
@@ -139,7 +98,6 @@ before(async () => {
 
 after(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 beforeEach(() => {
@@ -187,7 +145,7 @@ interface Agent {
 }
 
 async function startAgent(certBlob: Buffer, signer: KeyObject): Promise<Agent> {
-  const socket = path.join(tmp, `agent${++counter}.sock`);
+  const socket = path.join(tmp, `agent-${crypto.randomUUID().slice(0, 8)}.sock`);
   const agent: Agent = { socket, signs: 0, close: async () => {} };
   const reply = (msg: Buffer): Buffer => {
     const frame = (body: Buffer): Buffer => Buffer.concat([sshUint32(body.length), body]);

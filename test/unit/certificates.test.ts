@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import ssh2 from 'ssh2';
@@ -22,61 +21,18 @@ import {
   type CertificateAuthority,
   type CheckOptions,
 } from '../../src/ssh/certificates.ts';
-import { fingerprint } from '../../src/ssh/keys.ts';
+import { authority, blobOf, ed25519PrivateKey, keyFactory } from '../helpers/keygen.ts';
 import { SshReader, sshString, sshUint32, sshUint64 } from '../../src/ssh/ssh-wire.ts';
 
 // ---------------------------------------------------------------------------------------------
 // ssh-keygen lab
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-cert-unit-'));
-after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-let counter = 0;
-
-/** A fresh key pair by ssh-keygen; returns the private key path (public is `${path}.pub`). */
-function keygen(type = 'ed25519', extra: string[] = []): string {
-  const file = path.join(tmp, `k${++counter}`);
-  execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `key${counter}`, ...extra, '-f', file]);
-  return file;
-}
-
-function blobOf(pubFile: string): Buffer {
-  return Buffer.from(fs.readFileSync(pubFile, 'utf8').trim().split(/\s+/)[1]!, 'base64');
-}
-
+const keys = keyFactory('pb-cert-unit-');
+after(() => keys.cleanup());
+const tmp = keys.dir;
+const keygen = keys.keygen;
 /** `ssh-keygen -s ca <args> user.pub` on a copy of user.pub; returns the certificate blob. */
-function certify(ca: string, user: string, args: string[]): Buffer {
-  const copy = path.join(tmp, `c${++counter}.pub`);
-  fs.copyFileSync(`${user}.pub`, copy);
-  execFileSync('ssh-keygen', ['-q', '-s', ca, ...args, copy], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return blobOf(copy.replace(/\.pub$/, '-cert.pub'));
-}
-
-function authority(caFile: string): CertificateAuthority {
-  const blob = blobOf(`${caFile}.pub`);
-  return { blob, fingerprint: fingerprint(blob), comment: path.basename(caFile) };
-}
-
-/** The ed25519 private key of an unencrypted OpenSSH key file, for node:crypto. */
-function ed25519PrivateKey(file: string): KeyObject {
-  const raw = Buffer.from(fs.readFileSync(file, 'utf8').replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
-  assert.equal(raw.subarray(0, 15).toString('latin1'), 'openssh-key-v1\0');
-  const r = new SshReader(raw.subarray(15), 'key file');
-  assert.equal(r.text('cipher'), 'none');
-  r.text('kdf');
-  r.string('kdf options');
-  const n = r.uint32('key count');
-  for (let i = 0; i < n; i++) r.string('public key');
-  const p = new SshReader(r.string('private section'), 'private section');
-  p.uint32('check 1');
-  p.uint32('check 2');
-  assert.equal(p.text('type'), 'ssh-ed25519');
-  const pub = p.string('public');
-  const secret = p.string('secret');
-  return crypto.createPrivateKey({
-    key: { kty: 'OKP', crv: 'Ed25519', d: secret.subarray(0, 32).toString('base64url'), x: pub.toString('base64url') },
-    format: 'jwk',
-  });
-}
+const certify = (ca: string, user: string, args: string[]): Buffer => blobOf(keys.certify(ca, user, args));
 
 function wireSig(algo: string, raw: Buffer): Buffer {
   return Buffer.concat([sshString(algo), sshString(raw)]);
