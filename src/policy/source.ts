@@ -140,7 +140,9 @@ export class PolicySource {
       { reason, kind: policy.kind, digest: policy.digest.slice(0, 12), identities: policy.identities.size, keys, cas: policy.certificateAuthorities.length, rules: policy.rules.length },
       'policy loaded',
     );
-    if (policy.kind === 'authorized-keys' && keys === 0) this.log.warn('no usable keys: every login will be refused');
+    if (policy.kind === 'authorized-keys' && keys === 0) {
+      this.log.warn(`no usable keys in ${policy.file}: every login will be refused; add one with: cat ~/.ssh/id_ed25519.pub >> ${policy.file}`);
+    }
     for (const w of policy.warnings) this.log.warn(w);
   }
 

@@ -41,7 +41,12 @@ export function policyAuthenticator(source: PolicySource, now: () => Date = () =
 }
 
 function keyLogin(source: PolicySource, attempt: PublicKeyAttempt, now: Date): AuthDecision {
-  const r = resolveKey(source.current(), attempt.keyBlob, attempt.remote, now);
+  let r = resolveKey(source.current(), attempt.keyBlob, attempt.remote, now);
+  // sshd reads authorized_keys at every login: a key added a moment ago (even where the file's
+  // directory did not exist to be watched) must work at once. A digest check makes this cheap.
+  if (!r.ok && r.code === 'unknown-key' && source.current().kind === 'authorized-keys' && source.reload('unknown key').ok) {
+    r = resolveKey(source.current(), attempt.keyBlob, attempt.remote, now);
+  }
   const fp = fingerprint(attempt.keyBlob);
   // Checked at the key query already, as sshd does: a key refused for from=/expiry-time= is never asked to sign.
   if (!r.ok) return { kind: 'reject', reason: r.refused, fingerprint: r.code === 'unknown-key' ? undefined : fp, quiet: r.code === 'unknown-key' };

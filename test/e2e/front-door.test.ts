@@ -223,3 +223,24 @@ describe('authentication', () => {
     assert.equal(code, 42);
   });
 });
+
+describe('first run', () => {
+  it('a key added to authorized_keys after start works at once, even where ~/.ssh did not exist', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-home-'));
+    const ak = path.join(home, '.ssh', 'authorized_keys'); // the directory does not exist yet
+    const key = makeClientKey('newcomer');
+    const b = await startTestBridge({ key, authorizedKeys: ak });
+    try {
+      assert.ok(b.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith(`no usable keys in ${ak}: every login will be refused; add one with: cat ~/.ssh/id_ed25519.pub >> ${ak}`)));
+      const before = await runSsh({ port: b.port, key, login: 'demo.shell', command: 'echo in' });
+      assert.equal(before.code, 255);
+      fs.mkdirSync(path.dirname(ak), { recursive: true });
+      fs.writeFileSync(ak, `${key.publicLine}\n`);
+      const after = await runSsh({ port: b.port, key, login: 'demo.shell', command: 'echo in' });
+      assert.equal(after.stdout.toString(), 'in\n', after.stderr);
+    } finally {
+      await b.close();
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
