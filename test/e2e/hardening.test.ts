@@ -164,6 +164,18 @@ describe('hardened front door', () => {
     }
   });
 
+  it('sends SSH keepalives, so idle sessions survive load balancers', async () => {
+    const b = await startTestBridge({ keepaliveInterval: 1 });
+    try {
+      const r = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'sleep 3; echo awake', extraArgs: ['-o', 'LogLevel=DEBUG1'] });
+      assert.equal(r.stdout.toString(), 'awake\n');
+      const keepalives = r.stderr.split('\n').filter((l) => /client_input_global_request: rtype keepalive@openssh\.com want_reply 1/.test(l));
+      assert.ok(keepalives.length >= 2, `keepalives seen by the client: ${keepalives.length}`);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('shows the banner before authentication and the motd in interactive shells', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-text-'));
     fs.writeFileSync(path.join(dir, 'banner'), 'Authorized use only.\n');
