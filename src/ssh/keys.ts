@@ -7,8 +7,54 @@ import fs from 'node:fs';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
+import { sshString, sshUint32 } from './ssh-wire.ts';
 
 const { utils } = ssh2;
+
+export interface GeneratedKeyPair {
+  /** OpenSSH private key file contents. */
+  private: string;
+  /** `type base64 comment` public key line. */
+  public: string;
+}
+
+/**
+ * A new host key pair. Made with node:crypto and written in the OpenSSH key format
+ * (PROTOCOL.key) here, because ssh2's generateKeyPairSync('ed25519') emits a key its own parser
+ * rejects about once in 300 calls: a first start must never fail at random.
+ */
+export function generateHostKeyPair(type: HostKeyType, bits: number, comment: string): GeneratedKeyPair {
+  if (type === 'rsa') {
+    // PKCS#1 PEM: read by ssh2 and OpenSSH alike.
+    const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: bits, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const parsed = parsePublicKey(privateKey);
+    if (!parsed) throw new Error('generated RSA key cannot be read back');
+    return { private: privateKey, public: `ssh-rsa ${parsed.getPublicSSH().toString('base64')} ${comment}` };
+  }
+  const jwk = crypto.generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
+  const seed = Buffer.from(jwk.d!, 'base64url');
+  const pub = Buffer.from(jwk.x!, 'base64url');
+  const publicBlob = Buffer.concat([sshString('ssh-ed25519'), sshString(pub)]);
+  const check = crypto.randomBytes(4);
+  let secret = Buffer.concat([check, check, sshString('ssh-ed25519'), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString(comment)]);
+  // Pad to the cipher block size (8 for "none") with 1, 2, 3, ... as the format requires.
+  const pad = (8 - (secret.length % 8)) % 8;
+  secret = Buffer.concat([secret, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))]);
+  const body = Buffer.concat([
+    Buffer.from('openssh-key-v1\0', 'latin1'),
+    sshString('none'),
+    sshString('none'),
+    sshString(''),
+    sshUint32(1),
+    sshString(publicBlob),
+    sshString(secret),
+  ]);
+  const b64 = body.toString('base64').replace(/.{1,70}/g, '$&\n');
+  return {
+    private: `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}-----END OPENSSH PRIVATE KEY-----\n`,
+    public: `ssh-ed25519 ${publicBlob.toString('base64')} ${comment}`,
+  };
+}
 
 /** `SHA256:base64` without padding, exactly as `ssh-keygen -l` prints it. */
 export function fingerprint(publicBlob: Buffer): string {
@@ -43,10 +89,7 @@ export function loadOrCreateHostKey(file: string, type: HostKeyType = 'ed25519',
   let generated = false;
   if (!fs.existsSync(file)) {
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    const pair =
-      type === 'rsa'
-        ? utils.generateKeyPairSync('rsa', { bits, comment: 'podbridge host key' })
-        : utils.generateKeyPairSync('ed25519', { comment: 'podbridge host key' });
+    const pair = generateHostKeyPair(type, bits, 'podbridge host key');
     fs.writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
     fs.writeFileSync(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });
     generated = true;
