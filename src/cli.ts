@@ -38,6 +38,7 @@ await yargs(hideBin(process.argv))
         .option('idle-timeout', { type: 'number', describe: 'Seconds without traffic before a session is ended (0 = off)', default: 0 })
         .option('max-session-time', { type: 'number', describe: 'Seconds after which any session is ended (0 = off)', default: 12 * 3600 })
         .option('session-warning', { type: 'number', describe: 'Seconds before an idle or duration cut that the user is warned', default: 60 })
+        .option('terminate-grace', { type: 'number', describe: "Seconds between HUP and KILL for an ended session's processes", default: 2 })
         .option('shutdown-grace', { type: 'number', describe: 'Seconds sessions may go on after SIGTERM', default: 30 })
         .option('keepalive-interval', { type: 'number', describe: 'Seconds between SSH keepalives (0 = off)', default: 15 })
         .option('login-grace-time', { type: 'number', describe: 'Seconds a connection has to authenticate', default: 30 })
@@ -73,6 +74,7 @@ await yargs(hideBin(process.argv))
           idleTimeout: argv.idleTimeout,
           maxSessionTime: argv.maxSessionTime,
           sessionWarning: argv.sessionWarning,
+          terminateGrace: argv.terminateGrace,
           shutdownGrace: argv.shutdownGrace,
           keepaliveInterval: argv.keepaliveInterval,
           loginGraceTime: argv.loginGraceTime,

@@ -73,6 +73,8 @@ export const configSchema = z.object({
     maxDurationMs: z.number().int().min(0),
     /** How long before an idle or duration cut the user is warned. */
     warningMs: z.number().int().min(0),
+    /** When a session is ended from our side: SIGHUP to its processes, then SIGKILL after this. */
+    terminateGraceMs: z.number().int().min(0),
   }),
   /** On SIGTERM: how long sessions may go on before they are ended. */
   shutdownGraceMs: z.number().int().min(0),
@@ -130,6 +132,8 @@ export interface ConfigInput {
   idleTimeout?: number;
   /** Seconds before an idle or duration cut that the user is warned. */
   sessionWarning?: number;
+  /** Seconds between HUP and KILL for a session's processes when the bridge ends it. */
+  terminateGrace?: number;
   maxSessionTime?: number;
   shutdownGrace?: number;
   auditLog?: string | null;
@@ -150,6 +154,7 @@ export function buildConfig(input: ConfigInput): Config {
       idleTimeoutMs: seconds(input.idleTimeout ?? 0),
       maxDurationMs: seconds(input.maxSessionTime ?? 12 * 3600),
       warningMs: seconds(input.sessionWarning ?? 60),
+      terminateGraceMs: seconds(input.terminateGrace ?? 2),
     },
     ssh: {
       keepaliveIntervalMs: seconds(input.keepaliveInterval ?? 15),

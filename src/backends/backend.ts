@@ -51,7 +51,8 @@ export interface RemoteProcess {
   readonly canCloseStdin: boolean;
   /** Resize the remote terminal; sizes with a 0 are ignored. No-op without a TTY. */
   resize(size: TerminalSize): void;
-  /** Deliver a signal by SSH name (INT, TERM, HUP, KILL, ...), without the SIG prefix. */
+  /** Deliver a signal by SSH name (INT, TERM, HUP, KILL, ...), without the SIG prefix, to the
+   *  process group as sshd's killpg() does. Asynchronous, best effort, never throws. */
   signal(name: string): void;
   readonly exited: Promise<Exit>;
   /** The client went away before the process exited: stop it and release everything. Idempotent. */

@@ -16,13 +16,13 @@ import type { Logger } from '../log.ts';
 import type { Target } from '../target.ts';
 import { formatTarget } from '../target.ts';
 
-/** How long a terminated session's processes get between SIGHUP and SIGKILL. */
-const TERMINATE_GRACE_MS = 2000;
 const DEFAULT_SIZE: TerminalSize = { cols: 80, rows: 24 };
 
 export interface LocalBackendOptions {
   /** Login shell for interactive sessions; default $SHELL, else bash, else sh. */
   shell?: string;
+  /** How long a terminated session's processes get between SIGHUP and SIGKILL; default 2 s. */
+  terminateGraceMs?: number;
 }
 
 function pickShell(preferred?: string): string {
@@ -70,9 +70,10 @@ function groupAlive(pid: number): boolean {
   return killGroup(pid, 0 as unknown as NodeJS.Signals);
 }
 
-async function terminateGroup(pid: number): Promise<void> {
+async function terminateGroup(pid: number, graceMs: number): Promise<void> {
   if (!killGroup(pid, 'SIGHUP')) return;
-  const deadline = Date.now() + TERMINATE_GRACE_MS;
+  killGroup(pid, 'SIGCONT'); // a stopped job must wake up to die of its HUP
+  const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && groupAlive(pid)) await new Promise((r) => setTimeout(r, 50));
   if (groupAlive(pid)) killGroup(pid, 'SIGKILL');
 }
@@ -86,7 +87,10 @@ class PtyProcess implements RemoteProcess {
   readonly exited: Promise<Exit>;
   private ended = false;
 
-  constructor(private readonly term: IPty) {
+  constructor(
+    private readonly term: IPty,
+    private readonly graceMs: number,
+  ) {
     this.stdout = new Readable({ read: () => term.resume() });
     term.onData((data: string | Buffer) => {
       // node-pty pauses its socket on request: a slow SSH reader stops the process at its write().
@@ -119,11 +123,11 @@ class PtyProcess implements RemoteProcess {
 
   signal(name: string): void {
     const sig = validSignal(name);
-    if (sig && !this.ended) this.term.kill(sig);
+    if (sig && !this.ended) killGroup(this.term.pid, sig);
   }
 
   async terminate(): Promise<void> {
-    if (!this.ended) await terminateGroup(this.term.pid);
+    if (!this.ended) await terminateGroup(this.term.pid, this.graceMs);
     await this.exited;
   }
 }
@@ -145,7 +149,10 @@ class PipeProcess implements RemoteProcess {
   readonly exited: Promise<Exit>;
   private ended = false;
 
-  constructor(private readonly child: ChildProcess) {
+  constructor(
+    private readonly child: ChildProcess,
+    private readonly graceMs: number,
+  ) {
     this.stdout = child.stdout!;
     this.stderr = child.stderr!;
     this.stdin = child.stdin!;
@@ -168,11 +175,11 @@ class PipeProcess implements RemoteProcess {
 
   signal(name: string): void {
     const sig = validSignal(name);
-    if (sig && !this.ended) this.child.kill(sig);
+    if (sig && !this.ended && this.child.pid) killGroup(this.child.pid, sig);
   }
 
   async terminate(): Promise<void> {
-    if (!this.ended && this.child.pid) await terminateGroup(this.child.pid);
+    if (!this.ended && this.child.pid) await terminateGroup(this.child.pid, this.graceMs);
     this.stdout.destroy();
     this.stderr.destroy();
     await this.exited;
@@ -181,6 +188,7 @@ class PipeProcess implements RemoteProcess {
 
 export function createLocalBackend(opts: LocalBackendOptions, log: Logger): Backend {
   const shell = pickShell(opts.shell);
+  const graceMs = opts.terminateGraceMs ?? 2000;
   return {
     name: 'local',
     defaultNamespace: 'default',
@@ -197,11 +205,11 @@ export function createLocalBackend(opts: LocalBackendOptions, log: Logger): Back
       if (spec.tty) {
         const size = spec.tty.cols > 0 && spec.tty.rows > 0 ? spec.tty : DEFAULT_SIZE;
         const term = pty.spawn(file, args, { name: spec.tty.term, cols: size.cols, rows: size.rows, cwd, env, encoding: null } as pty.IPtyForkOptions);
-        return new PtyProcess(term);
+        return new PtyProcess(term, graceMs);
       }
       // detached: its own process group, so terminate() reaches children and background jobs too.
       const child = spawnChild(file, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-      return new PipeProcess(child);
+      return new PipeProcess(child, graceMs);
     },
     async close() {
       log.debug('local backend closed');

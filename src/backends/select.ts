@@ -22,10 +22,17 @@ export async function selectBackend(config: Config, log: Logger): Promise<Select
   const k8s = config.kubernetes;
   // Every API call made for a session carries the identity's Impersonate-* headers (none in
   // authorized_keys mode, where the bridge acts with its own credentials).
-  const kubeOptions = { kubeconfig: k8s.kubeconfig, context: k8s.context, defaultNamespace: k8s.namespace, requestHeaders: impersonationHeaders };
+  const kubeOptions = {
+    kubeconfig: k8s.kubeconfig,
+    context: k8s.context,
+    defaultNamespace: k8s.namespace,
+    requestHeaders: impersonationHeaders,
+    terminateGraceMs: config.session.terminateGraceMs,
+  };
+  const localOptions = { terminateGraceMs: config.session.terminateGraceMs };
   switch (config.backend) {
     case 'local':
-      return { backend: createLocalBackend({}, log), reason: '--backend local' };
+      return { backend: createLocalBackend(localOptions, log), reason: '--backend local' };
     case 'kubernetes':
       return { backend: await createKubernetesBackend(kubeOptions, log), reason: '--backend kubernetes' };
     case 'auto': {
@@ -35,7 +42,7 @@ export async function selectBackend(config: Config, log: Logger): Promise<Select
       const found = (await kube()).findKubeconfig();
       if (found) return { backend: await createKubernetesBackend(kubeOptions, log), reason: `found ${found.source}` };
       return {
-        backend: createLocalBackend({}, log),
+        backend: createLocalBackend(localOptions, log),
         reason: 'no kubeconfig ($KUBECONFIG, ~/.kube/config) and no in-cluster service account found',
       };
     }

@@ -56,6 +56,8 @@ export class Session {
   private readonly env: Record<string, string> = {};
   /** The latest window-change not yet applied (arrived while the process was being opened). */
   private pendingSize: TerminalSize | null = null;
+  /** Signals that arrived while the process was being opened (a Ctrl-C at a slow start). */
+  private readonly pendingSignals: string[] = [];
   private phase: Phase = 'setup';
   private process: RemoteProcess | null = null;
   private channel: ServerChannel | null = null;
@@ -103,7 +105,8 @@ export class Session {
       accept?.();
       const name = String(info.name).replace(/^SIG/, '');
       this.log.info({ signal: name }, 'signal request');
-      this.process?.signal(name);
+      if (this.process) this.process.signal(name);
+      else if (this.phase === 'opening' && this.pendingSignals.length < 8) this.pendingSignals.push(name);
     });
     ssh.on('shell', (accept, reject) => this.start(accept, reject, null, 'shell'));
     ssh.on('exec', (accept, reject, info) => this.start(accept, reject, info.command, 'exec'));
@@ -232,6 +235,7 @@ export class Session {
     this.phase = 'running';
     if (this.pendingSize) proc.resize(this.pendingSize);
     this.pendingSize = null;
+    for (const name of this.pendingSignals.splice(0)) proc.signal(name);
     this.startTimers();
     if (this.ctx.motd && command === null && spec.tty) channel.write(this.ctx.motd.replace(/\r?\n/g, '\r\n'));
 

@@ -252,13 +252,14 @@ describe('kubernetes backend (fake kube-apiserver)', () => {
       await out; // stdout ended
     });
 
-    it('ends the session with the pod: a deleted pod kills the process (137)', async () => {
+    it('ends the session with the pod: a deleted pod kills the process (137), and the end says why', async () => {
       fake.addPod({ namespace: 'team-a', name: 'doomed', containers: [{ name: 'app' }] });
       const proc = await backend.open(pod('doomed'), exec('sleep 30'), ctx);
       const out = finish(proc);
       await sleep(200);
       fake.deletePod('team-a', 'doomed');
-      assert.deepEqual((await out).exit, { kind: 'code', code: 137 });
+      // The runtime's 137 alone would tell the user nothing (kubernetes-lifecycle.test.ts has more).
+      assert.deepEqual(errorExit((await out).exit), { code: 'pod-not-found', message: 'pod "doomed" in namespace "team-a" was deleted; the session ended with it' });
     });
 
     it('carries per-identity headers on every request, the exec included', async () => {

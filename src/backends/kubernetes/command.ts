@@ -16,6 +16,30 @@ const WRAPPER_NAME = 'podbridge';
  *  session (and its process group) to signal or clean it up. */
 export const SESSION_TAG_VAR = 'PODBRIDGE_SESSION';
 
+/**
+ * The PID report: the first bytes the wrapper writes on stdout, before anything of the user's can
+ * run, are `ESC ] podbridge-pid ; PID ; STARTTIME BEL`. The exec stream strips them (they never
+ * reach the user) and so learns the PID of the session's main process: the wrapper `exec`s, so it
+ * is also the PID of the user's shell or command, and runc made it the leader of its own session.
+ * STARTTIME (field 22 of /proc/PID/stat, empty without /proc) tells that process from a later one
+ * that reuses its PID. It is shaped as an OSC sequence so that, should it ever reach a terminal
+ * (a client other than ours running this wrapper), the terminal ignores it.
+ */
+export const PID_REPORT_PREFIX = '\x1b]podbridge-pid;';
+export const PID_REPORT_END = '\x07';
+
+// A function has its own positional parameters: the wrapper's $1... stay untouched for what
+// follows. `read` is a builtin, so this costs no fork.
+const REPORT_PID = `pb_report() {
+  pb_s=
+  { IFS= read -r pb_s <"/proc/$$/stat"; } 2>/dev/null
+  pb_s=\${pb_s##*") "}
+  set -- $pb_s
+  if [ "$#" -ge 20 ]; then shift 19; else set -- ''; fi
+  printf '\\033]podbridge-pid;%s;%s\\007' "$$" "$1"
+}
+pb_report; unset -f pb_report; unset pb_s`;
+
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 // $1 is the number of KEY=VALUE arguments that follow; `export "$1"` assigns one of them
@@ -53,6 +77,8 @@ export interface ExecCommand {
 export interface ExecCommandOptions {
   /** Exported as PODBRIDGE_SESSION so a later exec can find this session's processes. */
   sessionTag?: string;
+  /** Write the PID report (see PID_REPORT_PREFIX) first thing on stdout; the reader must strip it. */
+  reportPid?: boolean;
 }
 
 export function buildExecCommand(spec: ProcessSpec, options: ExecCommandOptions = {}): ExecCommand {
@@ -72,7 +98,9 @@ export function buildExecCommand(spec: ProcessSpec, options: ExecCommandOptions 
   }
   if (options.sessionTag !== undefined) add(SESSION_TAG_VAR, options.sessionTag);
 
-  const steps = [EXPORT_ENV];
+  // The report goes first: with a TTY nothing typed can be echoed before it (the exec stream
+  // holds stdin back until it has seen the report).
+  const steps = options.reportPid === true ? [REPORT_PID, EXPORT_ENV] : [EXPORT_ENV];
   // A 0x0 pty-req (ssh -tt without a local terminal) will never get a size: do not wait for one.
   if (spec.tty !== null && spec.tty.cols > 0 && spec.tty.rows > 0) steps.push(WAIT_FOR_TTY_SIZE);
   steps.push(spec.command === null ? RUN_LOGIN_SHELL : RUN_COMMAND);

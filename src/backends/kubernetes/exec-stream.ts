@@ -8,6 +8,16 @@
  *   mark (256 KiB) per stream plus what one socket read delivers.
  * - out: each stdin chunk's write callback runs when ws has handed its frame to the socket, so the
  *   Writable's high-water mark bounds what we hold.
+ *
+ * Lifecycle (see docs/lifecycle.md):
+ * - with `pidReport`, the first stdout bytes are the wrapper's PID report (command.ts): stripped
+ *   here, handed to the process control; stdin waits for it (bounded) so a TTY cannot echo
+ *   anything ahead of it;
+ * - `signal()` goes to the process control (a second exec); an exit of 128+N after the client
+ *   asked for signal N is reported as that signal, as sshd would;
+ * - `terminate()` has the control end the session's processes before the stream is closed;
+ * - an end we did not ask for goes through `afterEnd`, which may explain it (pod deleted,
+ *   container restarted) and start the cleanup of a stream that was lost.
  */
 import { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -16,6 +26,8 @@ import type { Exit, RemoteProcess, TerminalSize, TtySpec } from '../backend.ts';
 import { BridgeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import { endedByBridge, execFailure, streamLost } from './exec-errors.ts';
+import { PID_REPORT_END, PID_REPORT_PREFIX } from './command.ts';
+import { LINUX_SIGNALS, TERMINATING_SIGNALS, normalizeSignal, type Leader } from './control-script.ts';
 import type { ProcessControl } from './process-control.ts';
 import {
   Channel,
@@ -41,6 +53,10 @@ export interface ExecStreamTimings {
   closeAfterStatusMs: number;
   /** After terminate(), how long a clean WebSocket close may take before we cut the socket. */
   closeTimeoutMs: number;
+  /** How long terminate() waits for the process control's cleanup before closing anyway. */
+  terminateTreeTimeoutMs: number;
+  /** How long stdin is held back waiting for the wrapper's PID report. */
+  pidReportWaitMs: number;
 }
 
 export const DEFAULT_TIMINGS: ExecStreamTimings = {
@@ -48,6 +64,8 @@ export const DEFAULT_TIMINGS: ExecStreamTimings = {
   keepaliveTimeoutMs: 120_000,
   closeAfterStatusMs: 5_000,
   closeTimeoutMs: 2_000,
+  terminateTreeTimeoutMs: 5_000,
+  pidReportWaitMs: 5_000,
 };
 
 export interface ExecStreamOptions {
@@ -59,13 +77,21 @@ export interface ExecStreamOptions {
   /** Should already carry the target (namespace, pod, container) as bindings. */
   log: Logger;
   timings?: Partial<ExecStreamTimings>;
+  /** The command starts with the wrapper's PID report on stdout (buildExecCommand's reportPid). */
+  pidReport?: boolean;
+  /** For an end we did not cause (not terminate()): may replace the exit (explain it) and start
+   *  work of its own. `exited` resolves with what it returns; the caller bounds its time. */
+  afterEnd?: (exit: Exit) => Promise<Exit>;
 }
 
 // Output buffers: large enough that the SSH channel window, not our pause/resume cycles, sets the
 // pace (64 KiB cost a third of the throughput of a 100 MiB download through OpenSSH).
 const OUTPUT_HIGH_WATER_MARK = 256 * 1024;
 const STDIN_HIGH_WATER_MARK = 64 * 1024;
-const TERMINATE_TREE_TIMEOUT_MS = 5_000;
+const PID_REPORT_BYTES = Buffer.from(PID_REPORT_PREFIX, 'latin1');
+const PID_REPORT_END_BYTE = PID_REPORT_END.charCodeAt(0);
+/** Prefix, a PID, a start time in clock ticks, the terminator: never near this long. */
+const PID_REPORT_MAX_BYTES = PID_REPORT_BYTES.length + 48;
 
 export class ExecStream implements RemoteProcess {
   readonly stdin: Writable;
@@ -110,6 +136,18 @@ export class ExecStream implements RemoteProcess {
 
   private droppedStdinLogged = false;
 
+  private readonly afterEnd: ((exit: Exit) => Promise<Exit>) | null;
+  /** 'reading': the first stdout bytes are (maybe partly) the PID report, kept in reportBuf. */
+  private reportState: 'off' | 'reading' | 'done';
+  private reportBuf = Buffer.alloc(0);
+  /** stdin waits for the PID report; at most one write or the end is held (Writable serialises). */
+  private stdinHeld: boolean;
+  private heldWrite: { chunk: Buffer; callback: (err?: Error | null) => void } | null = null;
+  private heldEnd: ((err?: Error | null) => void) | null = null;
+  private holdTimer: NodeJS.Timeout | null = null;
+  /** Signals the client asked for: an exit of 128+N after asking for N was that signal. */
+  private readonly signalsRequested = new Set<string>();
+
   constructor(options: ExecStreamOptions) {
     this.ws = options.ws;
     this.protocolVersion = options.version;
@@ -119,6 +157,19 @@ export class ExecStream implements RemoteProcess {
     this.log = options.log;
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
     this.exited = new Promise<Exit>((resolve) => (this.resolveExited = resolve));
+    this.afterEnd = options.afterEnd ?? null;
+    this.reportState = options.pidReport === true ? 'reading' : 'off';
+    this.stdinHeld = options.pidReport === true;
+    if (this.stdinHeld) {
+      // A wrapper that cannot print (it always can; still) must not hold the user's input forever.
+      this.holdTimer = setTimeout(() => {
+        this.holdTimer = null;
+        this.log.debug('no PID report from the wrapper in time; stdin released');
+        this.control.setLeader(null);
+        this.releaseStdin();
+      }, this.timings.pidReportWaitMs);
+      this.holdTimer.unref();
+    }
 
     // Before anything else: the first resize must reach the server before the process looks
     // at its terminal (see command.ts for the bounded wait on the other side).
@@ -149,6 +200,10 @@ export class ExecStream implements RemoteProcess {
   }
 
   signal(name: string): void {
+    // Once the stream ended there is no process of ours left to signal (its PID may be reused).
+    if (this.finished || this.terminateReason !== null) return;
+    const sig = normalizeSignal(name);
+    if (sig !== null) this.signalsRequested.add(sig);
     this.control.signal(name);
   }
 
@@ -162,7 +217,7 @@ export class ExecStream implements RemoteProcess {
     this.terminateReason = reason;
     try {
       // Bounded: a cleanup that hangs must not keep the stream (and the caller) open forever.
-      const gaveUp = delay(TERMINATE_TREE_TIMEOUT_MS, 'timeout' as const, { ref: false });
+      const gaveUp = delay(this.timings.terminateTreeTimeoutMs, 'timeout' as const, { ref: false });
       if ((await Promise.race([this.control.terminateTree(reason), gaveUp])) === 'timeout') {
         this.log.warn('process-tree cleanup did not finish in time');
       }
@@ -194,6 +249,7 @@ export class ExecStream implements RemoteProcess {
     if (frame === null) return;
     switch (frame.channel) {
       case Channel.stdout:
+        if (this.reportState === 'reading') return this.readPidReport(frame.payload);
         return this.deliver(this.stdout, frame.payload);
       case Channel.stderr:
         // Not requested with a TTY; if a server sends it anyway, the terminal is where it belongs.
@@ -212,6 +268,49 @@ export class ExecStream implements RemoteProcess {
       this.blocked.add(stream);
       this.ws.pause();
     }
+  }
+
+  /** Collects the first stdout bytes until they are the whole PID report, or clearly not one. */
+  private readPidReport(payload: Buffer): void {
+    if (payload.length === 0) return; // readiness
+    this.reportBuf = Buffer.concat([this.reportBuf, payload]);
+    const buf = this.reportBuf;
+    const n = Math.min(buf.length, PID_REPORT_BYTES.length);
+    if (!buf.subarray(0, n).equals(PID_REPORT_BYTES.subarray(0, n))) return this.endPidReport(null, buf);
+    if (buf.length < PID_REPORT_BYTES.length) return;
+    const end = buf.indexOf(PID_REPORT_END_BYTE, PID_REPORT_BYTES.length);
+    if (end < 0) {
+      if (buf.length > PID_REPORT_MAX_BYTES) this.endPidReport(null, buf);
+      return;
+    }
+    const m = /^([1-9][0-9]{0,9});([0-9]{0,20})$/.exec(buf.subarray(PID_REPORT_BYTES.length, end).toString('latin1'));
+    const leader: Leader | null = m === null ? null : { pid: Number(m[1]), startTime: m[2] === '' || m[2] === undefined ? null : m[2] };
+    // A malformed report is still ours: drop it rather than show it.
+    this.endPidReport(leader, buf.subarray(end + 1));
+  }
+
+  /** `rest`: bytes after the report (or everything, when it was not one) that belong to the user. */
+  private endPidReport(leader: Leader | null, rest: Buffer): void {
+    this.reportState = 'done';
+    this.reportBuf = Buffer.alloc(0);
+    if (leader === null) this.log.debug('the wrapper\'s PID report was missing or malformed');
+    else this.log.debug({ pid: leader.pid }, 'session main process');
+    this.control.setLeader(leader);
+    if (rest.length > 0) this.deliver(this.stdout, rest);
+    this.releaseStdin();
+  }
+
+  private releaseStdin(): void {
+    if (!this.stdinHeld) return;
+    this.stdinHeld = false;
+    if (this.holdTimer !== null) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    const write = this.heldWrite;
+    const end = this.heldEnd;
+    this.heldWrite = null;
+    this.heldEnd = null;
+    if (write !== null) this.writeStdin(write.chunk, write.callback);
+    if (end !== null) this.endStdin(end);
   }
 
   private unblock(stream: Readable): void {
@@ -257,6 +356,10 @@ export class ExecStream implements RemoteProcess {
     // An empty write (pipe.ts's flush marker) carries nothing; earlier writes already completed,
     // because Writable calls us one chunk at a time.
     if (chunk.length === 0) return callback();
+    if (this.stdinHeld && !this.finished) {
+      this.heldWrite = { chunk, callback };
+      return;
+    }
     if (this.finished || this.terminateReason !== null || this.ws.readyState !== this.ws.OPEN) {
       // The process is gone or going: its stdin has nowhere to go, as with sshd. Never an error,
       // which would tear down the caller's pump.
@@ -272,6 +375,10 @@ export class ExecStream implements RemoteProcess {
   }
 
   private endStdin(callback: (err?: Error | null) => void): void {
+    if (this.stdinHeld && !this.finished) {
+      this.heldEnd = callback;
+      return;
+    }
     if (this.finished || this.ws.readyState !== this.ws.OPEN) return callback();
     if (this.protocolVersion === 'v5') {
       this.ws.send(encodeClose(Channel.stdin), { binary: true }, () => callback());
@@ -307,9 +414,15 @@ export class ExecStream implements RemoteProcess {
 
   private finish(closeCode: number, closeReason: string): void {
     if (this.finished) return;
+    // Still 'reading': what was held is the start of our report, cut off; nothing of the user's.
+    if (this.reportState === 'reading') this.control.setLeader(null);
+    this.reportState = 'done';
+    this.reportBuf = Buffer.alloc(0);
     this.finished = true;
     clearInterval(this.keepaliveTimer);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    // Held input has nowhere to go now: complete it so the writer is not left waiting.
+    this.releaseStdin();
     let exit: Exit;
     try {
       exit = this.exitFor(closeCode, closeReason);
@@ -321,10 +434,26 @@ export class ExecStream implements RemoteProcess {
     if (!this.stdout.destroyed) this.stdout.push(null);
     if (this.stderr !== null && !this.stderr.destroyed) this.stderr.push(null);
     this.log.debug({ exit: describeExit(exit), closeCode }, 'exec stream finished');
-    this.resolveExited(exit);
+    if (this.terminateReason !== null || this.afterEnd === null) return this.resolveExited(exit);
+    this.afterEnd(exit).then(
+      (explained) => this.resolveExited(explained),
+      (err: unknown) => {
+        this.log.warn({ err }, 'explaining the end of the session failed');
+        this.resolveExited(exit);
+      },
+    );
+  }
+
+  private signalBehind(code: number): string | null {
+    return signalForExit({ code, requested: this.signalsRequested });
   }
 
   private exitFor(closeCode: number, closeReason: string): Exit {
+    const detail = { closeCode, closeReason, socketError: this.socketError?.message, lost: this.lostReason };
+    // We ended it: the status the cleanup's SIGHUP or SIGKILL produced says nothing more.
+    if (this.terminateReason !== null) {
+      return { kind: 'error', error: endedByBridge(this.target, this.terminateReason, { ...detail, status: this.outcome }) };
+    }
     let outcome = this.outcome;
     if (outcome === null && this.statusChunks.length > 0) {
       // Bytes on the status channel that never became a Status: keep them as the message.
@@ -332,16 +461,34 @@ export class ExecStream implements RemoteProcess {
       if (text !== '') outcome = { kind: 'failure', reason: 'Unknown', message: text };
     }
     if (outcome !== null) {
-      if (outcome.kind === 'exit') return { kind: 'code', code: outcome.code };
+      if (outcome.kind === 'exit') {
+        const signal = this.signalBehind(outcome.code);
+        return signal === null ? { kind: 'code', code: outcome.code } : { kind: 'signal', signal, coreDumped: false };
+      }
       return { kind: 'error', error: execFailure(this.target, outcome.message, { reason: outcome.reason }) };
-    }
-    const detail = { closeCode, closeReason, socketError: this.socketError?.message, lost: this.lostReason };
-    if (this.terminateReason !== null) {
-      return { kind: 'error', error: endedByBridge(this.target, this.terminateReason, detail) };
     }
     const why = this.lostReason ?? this.socketError?.message ?? (closeReason !== '' ? closeReason : null);
     return { kind: 'error', error: streamLost(this.target, why, detail) };
   }
+}
+
+export interface SignalExitRule {
+  code: number;
+  requested: ReadonlySet<string>;
+}
+
+/**
+ * Kubernetes reports a process killed by signal N as exit code 128+N: the same number as a
+ * process that exited with that code. We say "killed by N" only when the client itself asked
+ * for N during the session (and N ends a process by default), which is when sshd's answer would
+ * have been exit-signal; any other 128+N stays an exit code.
+ */
+export function signalForExit({ code, requested }: SignalExitRule): string | null {
+  if (code <= 128) return null;
+  for (const name of requested) {
+    if (TERMINATING_SIGNALS.has(name) && LINUX_SIGNALS[name] === code - 128) return name;
+  }
+  return null;
 }
 
 function toBuffer(data: WebSocket.RawData): Buffer {

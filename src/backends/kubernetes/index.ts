@@ -1,23 +1,36 @@
 /**
  * The Kubernetes backend: resolve the target to one container, then run the session there
- * through exec over WebSocket (v5, falling back to v4).
+ * through exec over WebSocket (v5, falling back to v4). Signals and the cleanup of everything a
+ * session started go through a second exec (process-control.ts); an end we did not cause is
+ * explained from the pod (pod-check.ts). docs/lifecycle.md has the guarantees.
  */
 import { randomBytes } from 'node:crypto';
-import type { Backend, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Backend, Exit, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
+import type { BridgeError } from '../../errors.ts';
 import type { Identity } from '../../identity.ts';
 import type { Logger } from '../../log.ts';
 import type { Target } from '../../target.ts';
 import { KubeApiClient, type RequestHeaders } from './client.ts';
 import { buildExecCommand } from './command.ts';
+import { execScriptRunner } from './control-exec.ts';
 import { connectExec } from './exec-connect.ts';
 import { ExecStream, type ExecStreamTimings } from './exec-stream.ts';
 import { loadKubeconfig } from './kubeconfig.ts';
-import { streamOnlyProcessControl, type ProcessControlFactory } from './process-control.ts';
-import { resolveTarget } from './resolve.ts';
+import { compareWithSnapshot, readPodNow, snapshotOf, type PodSnapshot } from './pod-check.ts';
+import {
+  DEFAULT_CLEANUP_RETRY_DELAYS_MS,
+  DEFAULT_TERMINATE_GRACE_MS,
+  execProcessControl,
+  terminateAttemptTimeoutMs,
+  type ProcessControl,
+  type ProcessControlFactory,
+} from './process-control.ts';
+import { resolveTargetWithPod, type ExecTarget } from './resolve.ts';
 
 export { findKubeconfig, type FoundKubeconfig } from './kubeconfig.ts';
 export type { RequestHeaders } from './client.ts';
-export type { ProcessControl, ProcessControlFactory } from './process-control.ts';
+export type { ProcessControl, ProcessControlFactory, ScriptRunner } from './process-control.ts';
 
 export interface KubernetesBackendOptions {
   /** Path to a kubeconfig; default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
@@ -29,8 +42,14 @@ export interface KubernetesBackendOptions {
   /** Extra headers on every request made for one identity, for impersonation later
    *  (Impersonate-User / Impersonate-Group). Called once per session; default: none. */
   requestHeaders?: (identity: Identity) => RequestHeaders;
-  /** Signals and process-tree cleanup; default: what the exec stream alone can do (nothing). */
+  /** Signals and process-tree cleanup; default: a second exec that runs control-script.ts. */
   processControl?: ProcessControlFactory;
+  /** When a session ends for any reason but its process exiting, its processes get SIGHUP, then
+   *  SIGKILL after this long; default 2 s. */
+  terminateGraceMs?: number;
+  /** Pauses between cleanup attempts while the container cannot be reached (API server down);
+   *  default about five minutes in all. */
+  cleanupRetryDelaysMs?: readonly number[];
   /** Connect and handshake timeout for every API call and the exec upgrade; default 10 s. */
   connectTimeoutMs?: number;
   /** Keepalive and close timings of exec streams; defaults in exec-stream.ts. */
@@ -39,12 +58,31 @@ export interface KubernetesBackendOptions {
 
 const NO_HEADERS: RequestHeaders = Object.freeze({});
 
+/** How long the end of a session may wait for the pod to explain it. */
+const EXPLAIN_BUDGET_MS = 4_000;
+/** Kubelets report a restarted container a moment after its processes died: look again. */
+const EXPLAIN_RECHECK_MS = 1_000;
+/** backend.close() waits this long for cleanups still running in the background. */
+const CLOSE_WAIT_MS = 10_000;
+
 export async function createKubernetesBackend(options: KubernetesBackendOptions, log: Logger): Promise<Backend> {
   const loaded = loadKubeconfig({ kubeconfig: options.kubeconfig, context: options.context });
   const api = new KubeApiClient(loaded.kc, { server: loaded.server, contextName: loaded.contextName }, options.connectTimeoutMs);
   const defaultNamespace = options.defaultNamespace ?? loaded.contextNamespace ?? 'default';
   const requestHeaders = options.requestHeaders ?? (() => NO_HEADERS);
-  const processControl = options.processControl ?? streamOnlyProcessControl;
+  const graceMs = options.terminateGraceMs ?? DEFAULT_TERMINATE_GRACE_MS;
+  const shutdown = new AbortController();
+  const background = new Set<Promise<void>>();
+  const track = (work: Promise<void>): void => {
+    background.add(work);
+    const done = () => void background.delete(work);
+    work.then(done, done);
+  };
+  const processControl =
+    options.processControl ??
+    execProcessControl({ graceMs, retryDelaysMs: options.cleanupRetryDelaysMs ?? DEFAULT_CLEANUP_RETRY_DELAYS_MS, shutdown: shutdown.signal, track });
+  // terminate() must not close the stream before the cleanup had its grace period and its KILL.
+  const timings: Partial<ExecStreamTimings> = { terminateTreeTimeoutMs: terminateAttemptTimeoutMs(graceMs) + 2_000, ...options.timings };
   const live = new Set<RemoteProcess>();
   log.debug({ server: loaded.server, context: loaded.contextName, source: loaded.source, defaultNamespace }, 'kubernetes backend ready');
 
@@ -59,15 +97,17 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
     async open(target: Target, spec: ProcessSpec, ctx: OpenContext): Promise<RemoteProcess> {
       // The one place request headers are built from the identity; every call below carries them.
       const headers = requestHeaders(ctx.identity);
-      const execTarget = await resolveTarget(target, { api, headers, defaultNamespace });
+      const { target: execTarget, pod } = await resolveTargetWithPod(target, { api, headers, defaultNamespace });
       // Nothing runs in a place the access policy refuses, even when the login name looked fine.
       const denied = ctx.authorizeResolved?.(execTarget);
       if (denied) throw denied;
       const sessionTag = randomBytes(8).toString('hex');
       const slog = ctx.log.child({ ...execTarget, sessionTag });
-      const command = buildExecCommand(spec, { sessionTag });
+      const command = buildExecCommand(spec, { sessionTag, reportPid: true });
       if (command.droppedEnv.length > 0) slog.warn({ names: command.droppedEnv }, 'environment variables with invalid names dropped');
-      const control = processControl({ target: execTarget, sessionTag, log: slog });
+      const control = processControl({ target: execTarget, sessionTag, log: slog, run: execScriptRunner(api, headers, execTarget, slog) });
+      const snapshot = snapshotOf(pod, execTarget.container);
+      const afterEnd = (exit: Exit) => explainEnd(exit, { api, headers, target: execTarget, snapshot, control, track, log: slog });
 
       const proc = await connectExec(api, headers, { target: execTarget, argv: command.argv, tty: spec.tty !== null }, (opened) => {
         return new ExecStream({
@@ -77,7 +117,9 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
           tty: spec.tty,
           control,
           log: slog,
-          timings: options.timings,
+          timings,
+          pidReport: true,
+          afterEnd,
         });
       });
       slog.info({ protocol: proc.protocolVersion, tty: spec.tty !== null, command: spec.command !== null }, 'exec started');
@@ -88,6 +130,49 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
 
     async close() {
       await Promise.all([...live].map((p) => p.terminate('podbridge is shutting down')));
+      // Cleanups waiting for an unreachable API server stop retrying (and log that they gave up).
+      shutdown.abort();
+      if (background.size > 0) await Promise.race([Promise.all([...background]), delay(CLOSE_WAIT_MS, undefined, { ref: false })]);
     },
   };
+}
+
+interface EndContext {
+  api: KubeApiClient;
+  headers: RequestHeaders;
+  target: ExecTarget;
+  snapshot: PodSnapshot;
+  control: ProcessControl;
+  track(work: Promise<void>): void;
+  log: Logger;
+}
+
+/**
+ * The session ended without our asking. Exit 137 (SIGKILL), another 128+N, or a lost stream may
+ * mean the pod was deleted or the container restarted: say so. A lost stream leaves the process
+ * running in the container (closing an exec kills nothing), so it is cleaned up like a session
+ * the client left, in the background and retried while the API server is unreachable.
+ */
+async function explainEnd(exit: Exit, ctx: EndContext): Promise<Exit> {
+  const lost = exit.kind === 'error' && exit.error.code === 'stream-lost';
+  const killed = (exit.kind === 'code' && exit.code === 137) || lost || (exit.kind === 'error' && exit.error.code === 'container-not-running');
+  const suspicious = killed || (exit.kind === 'code' && exit.code > 128);
+  if (!suspicious) return exit;
+  const deadline = Date.now() + EXPLAIN_BUDGET_MS;
+  let explained: BridgeError | null = null;
+  let readable = true;
+  for (let check = 0; check < (killed ? 3 : 1) && explained === null && readable; check++) {
+    if (check > 0) await delay(EXPLAIN_RECHECK_MS);
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    const now = await Promise.race([readPodNow(ctx.api, ctx.headers, ctx.target), delay(left, null, { ref: false })]);
+    if (now === null) readable = false;
+    else explained = compareWithSnapshot(ctx.target, ctx.snapshot, now);
+  }
+  if (explained !== null) {
+    ctx.log.info({ exit: exit.kind === 'code' ? exit.code : exit.kind, why: explained.message }, 'session ended with its pod or container');
+    return { kind: 'error', error: explained };
+  }
+  if (lost) ctx.track(ctx.control.terminateTree('the exec stream was lost'));
+  return exit;
 }

@@ -20,6 +20,8 @@ const ContainerStatusSchema = z.object({
   state: ContainerStateSchema.optional(),
   restartCount: z.number().optional(),
   ready: z.boolean().optional(),
+  /** Changes when the container is restarted (`containerd://<id>`). */
+  containerID: z.string().optional(),
 });
 
 const ConditionSchema = z.object({
@@ -32,6 +34,8 @@ export const PodSchema = z.object({
   metadata: z.object({
     name: z.string(),
     namespace: z.string().optional(),
+    /** A pod deleted and created again under the same name (StatefulSets) has a new uid. */
+    uid: z.string().optional(),
     annotations: z.record(z.string(), z.string()).nullish(),
     creationTimestamp: z.string().nullish(),
     deletionTimestamp: z.string().nullish(),

@@ -44,6 +44,11 @@ const WORKLOAD_API: Readonly<Record<WorkloadKind, WorkloadApi>> = {
 };
 
 export async function resolveTarget(target: Target, ctx: ResolveContext): Promise<ExecTarget> {
+  return (await resolveTargetWithPod(target, ctx)).target;
+}
+
+/** Also returns the pod as read, so the end of a session can be compared with its start. */
+export async function resolveTargetWithPod(target: Target, ctx: ResolveContext): Promise<{ target: ExecTarget; pod: Pod }> {
   const namespace = target.namespace ?? ctx.defaultNamespace;
   const pod =
     target.ref.kind === 'pod'
@@ -52,7 +57,7 @@ export async function resolveTarget(target: Target, ctx: ResolveContext): Promis
   checkPodRunning(pod, namespace);
   const container = chooseContainer(pod, namespace, target.container);
   checkContainerRunning(pod, namespace, container);
-  return { namespace, pod: pod.metadata.name, container };
+  return { target: { namespace, pod: pod.metadata.name, container }, pod };
 }
 
 const enc = encodeURIComponent;
@@ -199,7 +204,7 @@ function chooseContainer(pod: Pod, namespace: string, requested: string | null):
   return first;
 }
 
-function findStatus(pod: Pod, container: string): ContainerStatus | undefined {
+export function findStatus(pod: Pod, container: string): ContainerStatus | undefined {
   const all = [
     ...(pod.status.containerStatuses ?? []),
     ...(pod.status.initContainerStatuses ?? []),
