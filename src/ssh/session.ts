@@ -285,7 +285,7 @@ export class Session {
       let warned = false;
       const check = () => {
         const idle = Date.now() - this.lastActivity;
-        if (idle >= idleTimeoutMs) return void this.end(`idle for ${formatDuration(idle)}`);
+        if (idle >= idleTimeoutMs) return void this.end(`idle for ${formatDuration(idleTimeoutMs)}`);
         if (!warned && warningMs > 0 && idle >= idleTimeoutMs - warningMs) {
           warned = true;
           this.notify(`idle session; it ends in ${formatDuration(idleTimeoutMs - idle)} unless there is activity`);
