@@ -13,22 +13,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend, Exit, ProcessSpec, RemoteProcess } from '../../src/backends/backend.ts';
 import { createKubernetesBackend, type KubernetesBackendOptions } from '../../src/backends/kubernetes/index.ts';
 import { isBridgeError, type ErrorCode } from '../../src/errors.ts';
-import type { Identity } from '../../src/identity.ts';
+import { testIdentity } from '../helpers/identity.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Target, TargetRef } from '../../src/target.ts';
 import { DEFAULT_EXEC_PROTOCOLS, FakeKubeApiServer, V1_PROTOCOL, V4_PROTOCOL } from '../fixtures/kube-apiserver/index.ts';
 
 const log = silentLogger();
-const alice: Identity = {
-  name: 'alice',
-  keyFingerprint: 'SHA256:test',
-  keyComment: null,
-  kubernetes: null,
-  groups: [],
-  source: { kind: 'key', listedAt: 'test:1' },
-  forcedCommand: null,
-  permits: { pty: true, portForwarding: true },
-};
+const alice = testIdentity('alice');
 const ctx = { identity: alice, log };
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'podbridge-k8s-test-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -24,7 +24,7 @@ import { ExecStream } from '../../src/backends/kubernetes/exec-stream.ts';
 import { createKubernetesBackend, type KubernetesBackendOptions } from '../../src/backends/kubernetes/index.ts';
 import { execProcessControl, type ProcessControl, type ScriptOutcome } from '../../src/backends/kubernetes/process-control.ts';
 import { PROTOCOL_V5 } from '../../src/backends/kubernetes/protocol.ts';
-import type { Identity } from '../../src/identity.ts';
+import { testIdentity } from '../helpers/identity.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import type { Target } from '../../src/target.ts';
 import { FakeKubeApiServer } from '../fixtures/kube-apiserver/index.ts';
@@ -362,16 +362,7 @@ describe('PID report on stdout', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-const alice: Identity = {
-  name: 'alice',
-  keyFingerprint: 'SHA256:test',
-  keyComment: null,
-  kubernetes: null,
-  groups: [],
-  source: { kind: 'key', listedAt: 'test:1' },
-  forcedCommand: null,
-  permits: { pty: true, portForwarding: true },
-};
+const alice = testIdentity('alice');
 
 const podTarget = (name: string): Target => ({ raw: name, namespace: null, ref: { kind: 'pod', name }, container: null });
 
