@@ -271,8 +271,9 @@ describe('control script (run locally by each POSIX shell at hand)', () => {
       await until(() => fs.existsSync(ready), 10_000, 'started');
       const startTimeWas = startTime(tree.pid ?? 0);
       await until(() => !alive(tree.pid ?? 0), 5000, 'main process exited');
+      // The exiting shell can linger a moment (not yet reaped); wait for the session to settle.
+      await until(() => sessionMembers(tree.pid ?? 0).length === 1, 5000, 'only the unmarked job left in the session');
       const left = sessionMembers(tree.pid ?? 0);
-      assert.equal(left.length, 1, 'the unmarked job is still there');
       const outcome = await localRunner(['/bin/sh'])(controlArgv('terminate', tag, { pid: tree.pid ?? 0, startTime: startTimeWas }, '300'), 10_000);
       const report = outcome.ran ? parseControlReport(outcome.stdout) : null;
       assert.deepEqual([report?.fields.found, report?.fields.left, report?.fields.leader], ['1', '0', 'gone']);
