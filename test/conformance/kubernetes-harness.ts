@@ -12,7 +12,12 @@ export const errorCases: ErrorCase[] = [
   { what: 'pod not running (says its phase)', login: 'team-a.pending-1', message: /pod "pending-1" in namespace "team-a" is Pending, not Running/ },
   { what: 'container not running (says why)', login: 'team-a.crashing', message: /container "app" in pod "crashing" in namespace "team-a" is not running \(waiting: CrashLoopBackOff\)/ },
   { what: 'exec forbidden by RBAC (quotes the reason)', login: 'team-a.secret-1', message: /Kubernetes denied access: pods "secret-1" is forbidden: User "admin" cannot (create|get) resource "pods\/exec" in API group "" in the namespace "team-a"/ },
-  { what: 'no shell in the image', login: 'team-a.distroless', message: /container "app" in pod "distroless" in namespace "team-a" has no \/bin\/sh; podbridge needs a shell in the image/ },
+  {
+    what: 'no shell in the image, for a command that needs one',
+    login: 'team-a.distroless',
+    command: 'echo should-not-run | cat',
+    message: /container "app" in pod "distroless" in namespace "team-a" has no \/bin\/sh, and this command needs one \(pipes, redirections, variables, globs or several commands\); run a plain command, or add a shell with kubectl debug/,
+  },
 ];
 
 

@@ -81,3 +81,31 @@ describe('kubernetes backend: API server problems', () => {
     }
   });
 });
+
+describe('kubernetes backend: images without a shell (distroless)', () => {
+  let cluster: TestCluster;
+  let b: TestBridge;
+  before(async () => {
+    cluster = await startTestCluster();
+    b = await startTestBridge({ backend: 'kubernetes', kubeconfig: cluster.kubeconfig });
+  });
+  after(async () => {
+    await b.close();
+    await cluster.stop();
+  });
+
+  it('a plain command still runs, split as sh would split it, and the log says cleanup is not guaranteed', async () => {
+    const r = await runSsh({ port: b.port, key: b.key, login: 'team-a.distroless', command: `printf '[%s]' 'a  b' "c \\"d\\"" e\\ f` });
+    assert.equal(r.stdout.toString(), '[a  b][c "d"][e f]', r.stderr);
+    assert.equal(r.code, 0);
+    assert.ok(b.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('process cleanup could not be guaranteed: the image has no /bin/sh')));
+    const failing = await runSsh({ port: b.port, key: b.key, login: 'team-a.distroless', command: 'false' });
+    assert.equal(failing.code, 1, 'exit codes still come back');
+  });
+
+  it('an interactive shell is refused with what to do instead', async () => {
+    const r = await runSsh({ port: b.port, key: b.key, login: 'team-a.distroless', extraArgs: ['-T'] });
+    assert.equal(r.code, 255);
+    assert.equal(r.stderr, 'podbridge: container "app" in pod "distroless" in namespace "team-a" has no /bin/sh, so there is no shell to open; run a command instead (ssh LOGIN /path/to/program ARGS), or add a shell with kubectl debug\n');
+  });
+});

@@ -25,6 +25,8 @@ export interface ErrorCase {
   login: string;
   /** The one line the user must see on stderr. */
   message: RegExp;
+  /** The command to try; default `echo should-not-run`. */
+  command?: string;
 }
 
 export interface ConformanceHarness {
@@ -214,8 +216,10 @@ export function conformance(h: ConformanceHarness): void {
     it('Ctrl-C in a terminal interrupts the foreground command, not the session', async () => {
       const s = new InteractiveSsh({ port: t.port, key: t.key, login: t.login });
       try {
-        s.write('sleep 30\r');
-        await new Promise((r) => setTimeout(r, 500));
+        // Interrupt only once the command really runs (a fixed delay races a slow shell start).
+        s.write('echo SLEEPING-$((1+1)); sleep 30\r');
+        await s.waitFor(/SLEEPING-2/);
+        await new Promise((r) => setTimeout(r, 200));
         s.write('\x03');
         // A shell abandons a whole command list on SIGINT, so ask for the status separately.
         s.write('echo AFTER=$?\r');
@@ -229,7 +233,7 @@ export function conformance(h: ConformanceHarness): void {
 
     for (const c of [{ what: 'invalid login name', login: 'Not_Valid!', message: /invalid login name "Not_Valid!"/ }, ...h.errorCases]) {
       it(`error: ${c.what} -> one clear line on stderr, non-zero exit`, async () => {
-        const r = await runSsh({ port: t.port, key: t.key, login: c.login, command: 'echo should-not-run' });
+        const r = await runSsh({ port: t.port, key: t.key, login: c.login, command: c.command ?? 'echo should-not-run' });
         assert.equal(r.stdout.toString(), '');
         assert.match(r.stderr, c.message);
         assert.match(r.stderr, /^podbridge: [^\n]+\n$/, `exactly one line: ${JSON.stringify(r.stderr)}`);

@@ -270,11 +270,12 @@ describe('kubernetes backend (fake kube-apiserver)', () => {
       await impersonating.close();
     });
 
-    it('reports a missing /bin/sh as no-shell (v5: a Status after the upgrade)', async () => {
-      const r = await finish(await backend.open(pod('distroless'), exec('true'), ctx));
-      assert.deepEqual(errorExit(r.exit), {
+    it('without /bin/sh (v5: a Status after the upgrade) runs a plain command directly, refuses one that needs a shell', async () => {
+      const r = await finish(await backend.open(pod('distroless'), exec("printf '%s|' 'a b' c"), ctx));
+      assert.deepEqual(r, { stdout: 'a b|c|', stderr: '', exit: { kind: 'code', code: 0 } });
+      await assert.rejects(backend.open(pod('distroless'), exec('true; true'), ctx), {
         code: 'no-shell',
-        message: 'container "app" in pod "distroless" in namespace "team-a" has no /bin/sh; podbridge needs a shell in the image (or add one with kubectl debug)',
+        message: 'container "app" in pod "distroless" in namespace "team-a" has no /bin/sh, and this command needs one (pipes, redirections, variables, globs or several commands); run a plain command, or add a shell with kubectl debug',
       });
     });
   });
@@ -319,9 +320,10 @@ describe('kubernetes backend (fake kube-apiserver)', () => {
       assert.equal(r.stdout, '20 90\r\n');
     });
 
-    it('reports a missing /bin/sh as no-shell (v4: the kubelet upgrades, then reports runc\'s refusal)', async () => {
-      const r = await finish(await backend.open(pod('distroless'), exec('true'), ctx));
-      assert.equal(errorExit(r.exit).code, 'no-shell');
+    it('without /bin/sh (v4: the kubelet upgrades, then reports runc\'s refusal) runs a plain command directly', async () => {
+      const r = await finish(await backend.open(pod('distroless'), exec('echo direct'), ctx));
+      assert.deepEqual(r, { stdout: 'direct\n', stderr: '', exit: { kind: 'code', code: 0 } });
+      await assert.rejects(backend.open(pod('distroless'), exec('echo $HOME'), ctx), { code: 'no-shell' });
     });
   });
 

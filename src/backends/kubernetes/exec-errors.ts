@@ -7,7 +7,7 @@ import { BridgeError } from '../../errors.ts';
 import { isMissingShell, oneLine } from './protocol.ts';
 import type { ExecTarget } from './resolve.ts';
 
-function where(t: ExecTarget): string {
+export function where(t: ExecTarget): string {
   return `container "${t.container}" in pod "${t.pod}" in namespace "${t.namespace}"`;
 }
 

@@ -98,6 +98,10 @@ export class ExecStream implements RemoteProcess {
   readonly stdout: Readable;
   readonly stderr: Readable | null;
   readonly exited: Promise<Exit>;
+  /** Resolves once the wrapper reported its PID (or stdin was released without it): the
+   *  user's command is running. Without `pidReport`, at once. */
+  readonly started: Promise<void>;
+  private resolveStarted!: () => void;
 
   /** The negotiated protocol: v5 can deliver stdin EOF, v4 cannot. */
   readonly protocolVersion: ProtocolVersion;
@@ -157,6 +161,8 @@ export class ExecStream implements RemoteProcess {
     this.log = options.log;
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
     this.exited = new Promise<Exit>((resolve) => (this.resolveExited = resolve));
+    this.started = new Promise<void>((resolve) => (this.resolveStarted = resolve));
+    if (options.pidReport !== true) this.resolveStarted();
     this.afterEnd = options.afterEnd ?? null;
     this.reportState = options.pidReport === true ? 'reading' : 'off';
     this.stdinHeld = options.pidReport === true;
@@ -165,6 +171,7 @@ export class ExecStream implements RemoteProcess {
       this.holdTimer = setTimeout(() => {
         this.holdTimer = null;
         this.log.debug('no PID report from the wrapper in time; stdin released');
+        this.resolveStarted();
         this.control.setLeader(null);
         this.releaseStdin();
       }, this.timings.pidReportWaitMs);
@@ -291,6 +298,7 @@ export class ExecStream implements RemoteProcess {
 
   /** `rest`: bytes after the report (or everything, when it was not one) that belong to the user. */
   private endPidReport(leader: Leader | null, rest: Buffer): void {
+    this.resolveStarted();
     this.reportState = 'done';
     this.reportBuf = Buffer.alloc(0);
     if (leader === null) this.log.debug('the wrapper\'s PID report was missing or malformed');

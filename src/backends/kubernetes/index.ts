@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Backend, Exit, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
-import type { BridgeError } from '../../errors.ts';
+import { BridgeError, isBridgeError } from '../../errors.ts';
 import type { Identity } from '../../identity.ts';
 import type { Logger } from '../../log.ts';
 import type { Target } from '../../target.ts';
@@ -15,6 +15,7 @@ import { KubeApiClient, type RequestHeaders } from './client.ts';
 import { buildExecCommand } from './command.ts';
 import { execScriptRunner } from './control-exec.ts';
 import { connectExec } from './exec-connect.ts';
+import { where } from './exec-errors.ts';
 import { ExecStream, type ExecStreamTimings } from './exec-stream.ts';
 import { loadKubeconfig } from './kubeconfig.ts';
 import { compareWithSnapshot, readPodNow, snapshotOf, type PodSnapshot } from './pod-check.ts';
@@ -22,10 +23,12 @@ import {
   DEFAULT_CLEANUP_RETRY_DELAYS_MS,
   DEFAULT_TERMINATE_GRACE_MS,
   execProcessControl,
+  streamOnlyProcessControl,
   terminateAttemptTimeoutMs,
   type ProcessControl,
   type ProcessControlFactory,
 } from './process-control.ts';
+import { plainCommandWords } from './plain-command.ts';
 import { resolveTargetWithPod, type ExecTarget } from './resolve.ts';
 
 export { findKubeconfig, type FoundKubeconfig } from './kubeconfig.ts';
@@ -107,21 +110,37 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
       if (command.droppedEnv.length > 0) slog.warn({ names: command.droppedEnv }, 'environment variables with invalid names dropped');
       const control = processControl({ target: execTarget, sessionTag, log: slog, run: execScriptRunner(api, headers, execTarget, slog) });
       const snapshot = snapshotOf(pod, execTarget.container);
-      const afterEnd = (exit: Exit) => explainEnd(exit, { api, headers, target: execTarget, snapshot, control, track, log: slog });
-
-      const proc = await connectExec(api, headers, { target: execTarget, argv: command.argv, tty: spec.tty !== null }, (opened) => {
-        return new ExecStream({
-          ws: opened.ws,
-          version: opened.version,
-          target: execTarget,
-          tty: spec.tty,
-          control,
-          log: slog,
-          timings,
-          pidReport: true,
-          afterEnd,
+      const run = (argv: string[], ctl: ProcessControl, pidReport: boolean) =>
+        connectExec(api, headers, { target: execTarget, argv, tty: spec.tty !== null }, (opened) => {
+          return new ExecStream({
+            ws: opened.ws,
+            version: opened.version,
+            target: execTarget,
+            tty: spec.tty,
+            control: ctl,
+            log: slog,
+            timings,
+            pidReport,
+            afterEnd: (exit: Exit) => explainEnd(exit, { api, headers, target: execTarget, snapshot, control: ctl, track, log: slog }),
+          });
         });
-      });
+      // A shell-less image fails before the wrapper prints its PID report (first thing it does),
+      // either as a refused upgrade (v4 through a kubelet) or as an immediate Status (v5).
+      const withoutShell = () => {
+        const ctl = streamOnlyProcessControl({ target: execTarget, sessionTag, log: slog, run: execScriptRunner(api, headers, execTarget, slog) });
+        const argv = directArgv(spec.command, execTarget);
+        slog.warn({ argv0: argv[0] }, 'process cleanup could not be guaranteed: the image has no /bin/sh, so the command runs directly (without TERM or environment) and no second exec can end what it leaves behind');
+        return run(argv, ctl, false);
+      };
+      let proc: ExecStream;
+      try {
+        proc = await run(command.argv, control, true);
+        const early = await Promise.race([proc.started.then(() => null), proc.exited]);
+        if (early?.kind === 'error' && early.error.code === 'no-shell') proc = await withoutShell();
+      } catch (err) {
+        if (!isBridgeError(err) || err.code !== 'no-shell') throw err;
+        proc = await withoutShell();
+      }
       slog.info({ protocol: proc.protocolVersion, tty: spec.tty !== null, command: spec.command !== null }, 'exec started');
       live.add(proc);
       void proc.exited.then(() => live.delete(proc));
@@ -135,6 +154,18 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
       if (background.size > 0) await Promise.race([Promise.all([...background]), delay(CLOSE_WAIT_MS, undefined, { ref: false })]);
     },
   };
+}
+
+/** What runs in an image without /bin/sh: the plain command's words, or a clear refusal. */
+function directArgv(command: string | null, target: ExecTarget): string[] {
+  if (command === null) {
+    throw new BridgeError('no-shell', `${where(target)} has no /bin/sh, so there is no shell to open; run a command instead (ssh LOGIN /path/to/program ARGS), or add a shell with kubectl debug`);
+  }
+  const words = plainCommandWords(command);
+  if (words === null) {
+    throw new BridgeError('no-shell', `${where(target)} has no /bin/sh, and this command needs one (pipes, redirections, variables, globs or several commands); run a plain command, or add a shell with kubectl debug`);
+  }
+  return words;
 }
 
 interface EndContext {
