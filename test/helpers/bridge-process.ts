@@ -57,7 +57,8 @@ export async function startBridgeProcess(input: ConfigInput = {}): Promise<Bridg
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('bridge process did not start')), 20_000);
+    // Generous: a fresh process compiles the TypeScript tree first, slowly on a loaded CI machine.
+    const timer = setTimeout(() => reject(new Error(`bridge process did not start within 60 s; last log lines: ${JSON.stringify(logs.slice(-5).map((l) => l.msg))}`)), 60_000);
     child.on('message', (m: { ready?: number }) => {
       if (m.ready) {
         clearTimeout(timer);
