@@ -33,7 +33,22 @@ export interface BridgeProcess {
 
 const entry = path.join(import.meta.dirname, 'bridge-process-main.ts');
 
+/**
+ * A forked child that loads TypeScript through `--import tsx` has been seen to hang before running
+ * a line (main thread parked on a futex: Node 20's module-hooks thread). That is the test
+ * harness's loader, not the bridge, so a child that does not start is killed and tried once more,
+ * and a stuck child can never keep the test run alive.
+ */
 export async function startBridgeProcess(input: ConfigInput = {}): Promise<BridgeProcess> {
+  try {
+    return await startOnce(input);
+  } catch (err) {
+    process.stderr.write(`bridge-process: ${(err as Error).message}; retrying once\n`);
+    return startOnce(input);
+  }
+}
+
+async function startOnce(input: ConfigInput): Promise<BridgeProcess> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-proc-'));
   const key = makeClientKey();
   const authorizedKeys = path.join(dir, 'authorized_keys');
@@ -57,15 +72,23 @@ export async function startBridgeProcess(input: ConfigInput = {}): Promise<Bridg
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
+    const fail = (err: Error) => {
+      child.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+      reject(err);
+    };
     // Generous: a fresh process compiles the TypeScript tree first, slowly on a loaded CI machine.
-    const timer = setTimeout(() => reject(new Error(`bridge process did not start within 60 s; last log lines: ${JSON.stringify(logs.slice(-5).map((l) => l.msg))}`)), 60_000);
+    const timer = setTimeout(() => fail(new Error(`bridge process did not start within 30 s; last log lines: ${JSON.stringify(logs.slice(-5).map((l) => l.msg))}`)), 30_000);
     child.on('message', (m: { ready?: number }) => {
       if (m.ready) {
         clearTimeout(timer);
         resolve(m.ready);
       }
     });
-    void exited.then((code) => reject(new Error(`bridge process exited ${code}`)));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      fail(new Error(`bridge process exited ${code}`));
+    });
   });
   let seq = 0;
   return {
