@@ -38,6 +38,25 @@ export function rotated<T>(items: readonly T[], round: number): T[] {
   return [...items.slice(k), ...items.slice(0, k)];
 }
 
+/**
+ * Runs `each` for every path in every round, the starting place rotating (A B A B …), until
+ * `rounds` are done or `deadline` (ms since epoch) passes; says how many rounds ran.
+ */
+export async function alternate<T>(
+  paths: readonly T[],
+  rounds: number,
+  deadline: number,
+  each: (path: T) => Promise<void>,
+): Promise<{ done: number; truncated: boolean }> {
+  let done = 0;
+  for (let r = 0; r < rounds; r++) {
+    if (Date.now() > deadline) return { done, truncated: true };
+    for (const p of rotated(paths, r)) await each(p);
+    done++;
+  }
+  return { done, truncated: false };
+}
+
 export interface PathError {
   error: string;
 }

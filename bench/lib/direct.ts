@@ -6,17 +6,13 @@
  */
 import WebSocket from 'ws';
 import { buildExecCommand } from '../../src/backends/kubernetes/command.ts';
+import { Channel } from '../../src/backends/kubernetes/protocol.ts';
 import { KubeApiClient } from '../../src/backends/kubernetes/client.ts';
 import { loadKubeconfig } from '../../src/backends/kubernetes/kubeconfig.ts';
 import type { ClientRequestArgs } from 'node:http';
 import type { PodTarget } from './cluster.ts';
 
-const STDIN = 0;
-const STDOUT = 1;
-const STDERR = 2;
-const STATUS = 3;
-const RESIZE = 4;
-const CLOSE = 255;
+const { stdin: STDIN, stdout: STDOUT, stderr: STDERR, status: STATUS, resize: RESIZE, close: CLOSE } = Channel;
 
 export interface DirectApi {
   api: KubeApiClient;

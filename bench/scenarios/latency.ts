@@ -10,7 +10,7 @@
  * keystrokes on one bridge). Then one session per path per round; rounds alternate the paths;
  * the first keystrokes of each session are not counted either.
  */
-import { errorOf, rotated, type BenchContext, type PathError } from '../lib/context.ts';
+import { alternate, errorOf, type BenchContext, type PathError } from '../lib/context.ts';
 import type { PathName, TtyStream } from '../lib/paths.ts';
 import { latencySummary, round, type LatencySummary } from '../lib/stats.ts';
 
@@ -93,29 +93,20 @@ export async function latency(ctx: BenchContext, perRound: number, rounds: numbe
       stream?.destroy();
     }
   }
-  let truncated = false;
-  let done = 0;
-  for (let r = 0; r < rounds; r++) {
-    if (Date.now() > deadline) {
-      truncated = true;
-      break;
+  const { done, truncated } = await alternate(ctx.paths, rounds, deadline, async (p) => {
+    if (errors[p.name]) return;
+    let stream: TtyStream | null = null;
+    try {
+      stream = await p.tty(command(total));
+      const samples = await session(stream, total, warmup);
+      (byPath[p.name] ??= []).push(samples);
+      if (!(await stream.ended(10_000))) ctx.progress(`  latency ${p.name}: session did not end by itself after the last keystroke`);
+    } catch (err) {
+      errors[p.name] = errorOf(err);
+      ctx.progress(`  latency ${p.name}: ${errors[p.name]?.error}`);
+      stream?.destroy();
     }
-    for (const p of rotated(ctx.paths, r)) {
-      if (errors[p.name]) continue;
-      let stream: TtyStream | null = null;
-      try {
-        stream = await p.tty(command(total));
-        const samples = await session(stream, total, warmup);
-        (byPath[p.name] ??= []).push(samples);
-        if (!(await stream.ended(10_000))) ctx.progress(`  latency ${p.name}: session did not end by itself after the last keystroke`);
-      } catch (err) {
-        errors[p.name] = errorOf(err);
-        ctx.progress(`  latency ${p.name}: ${errors[p.name]?.error}`);
-        stream?.destroy();
-      }
-    }
-    done++;
-  }
+  });
   const paths: LatencyResult['paths'] = {};
   for (const p of ctx.paths) {
     const e = errors[p.name];

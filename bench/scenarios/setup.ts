@@ -7,7 +7,7 @@
  *   `true` from connect to its Status).
  * Rounds alternate the paths.
  */
-import { errorOf, rotated, type BenchContext, type PathError } from '../lib/context.ts';
+import { alternate, errorOf, type BenchContext, type PathError } from '../lib/context.ts';
 import type { PathName, TtyStream } from '../lib/paths.ts';
 import { summarize, type Summary } from '../lib/stats.ts';
 
@@ -45,33 +45,24 @@ export async function setup(ctx: BenchContext, rounds: number, deadline: number)
   const tr: Partial<Record<PathName, number[]>> = {};
   const fbErr: Partial<Record<PathName, PathError>> = {};
   const trErr: Partial<Record<PathName, PathError>> = {};
-  let truncated = false;
-  let done = 0;
-  for (let r = 0; r < rounds; r++) {
-    if (Date.now() > deadline) {
-      truncated = true;
-      break;
-    }
-    for (const p of rotated(ctx.paths, r)) {
-      if (!fbErr[p.name]) {
-        try {
-          (fb[p.name] ??= []).push(await firstByte(() => p.tty(null)));
-        } catch (err) {
-          fbErr[p.name] = errorOf(err);
-          ctx.progress(`  first byte ${p.name}: ${fbErr[p.name]?.error}`);
-        }
-      }
-      if (!trErr[p.name]) {
-        try {
-          (tr[p.name] ??= []).push(await p.runTrue());
-        } catch (err) {
-          trErr[p.name] = errorOf(err);
-          ctx.progress(`  ssh true ${p.name}: ${trErr[p.name]?.error}`);
-        }
+  const { done, truncated } = await alternate(ctx.paths, rounds, deadline, async (p) => {
+    if (!fbErr[p.name]) {
+      try {
+        (fb[p.name] ??= []).push(await firstByte(() => p.tty(null)));
+      } catch (err) {
+        fbErr[p.name] = errorOf(err);
+        ctx.progress(`  first byte ${p.name}: ${fbErr[p.name]?.error}`);
       }
     }
-    done++;
-  }
+    if (!trErr[p.name]) {
+      try {
+        (tr[p.name] ??= []).push(await p.runTrue());
+      } catch (err) {
+        trErr[p.name] = errorOf(err);
+        ctx.progress(`  ssh true ${p.name}: ${trErr[p.name]?.error}`);
+      }
+    }
+  });
   const collect = (v: Partial<Record<PathName, number[]>>, e: Partial<Record<PathName, PathError>>) => {
     const out: Partial<Record<PathName, Summary | PathError>> = {};
     for (const p of ctx.paths) {

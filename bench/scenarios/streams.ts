@@ -7,7 +7,7 @@
  * make the bench the bottleneck); the direct client counts in this process. For podbridge, also
  * the bridge's peak RSS and its CPU (bounded buffering shows as a flat RSS).
  */
-import { bridgeOf, errorOf, rotated, type BenchContext, type PathError } from '../lib/context.ts';
+import { alternate, bridgeOf, errorOf, type BenchContext, type PathError } from '../lib/context.ts';
 import type { CountedStream, PathName } from '../lib/paths.ts';
 import { procStat, rssKiB, withTimeout } from '../lib/proc.ts';
 import { median, round } from '../lib/stats.ts';
@@ -143,25 +143,16 @@ export async function streams(ctx: BenchContext, n: number, bytes: number, round
   const runs: Partial<Record<PathName, StreamsRun[]>> = {};
   const errors: Partial<Record<PathName, PathError>> = {};
   const timeoutMs = Math.max(120_000, ((n * bytes) / (5 * 2 ** 20)) * 1000);
-  let truncated = false;
-  let done = 0;
-  for (let r = 0; r < rounds; r++) {
-    if (Date.now() > deadline) {
-      truncated = true;
-      break;
+  const { done, truncated } = await alternate(ctx.paths, rounds, deadline, async (p) => {
+    if (errors[p.name]) return;
+    try {
+      const run = await oneRun(ctx, p.name, n, bytes, timeoutMs);
+      (runs[p.name] ??= []).push(run);
+    } catch (err) {
+      errors[p.name] = errorOf(err);
+      ctx.progress(`  streams ${p.name}: ${errors[p.name]?.error}`);
     }
-    for (const p of rotated(ctx.paths, r)) {
-      if (errors[p.name]) continue;
-      try {
-        const run = await oneRun(ctx, p.name, n, bytes, timeoutMs);
-        (runs[p.name] ??= []).push(run);
-      } catch (err) {
-        errors[p.name] = errorOf(err);
-        ctx.progress(`  streams ${p.name}: ${errors[p.name]?.error}`);
-      }
-    }
-    done++;
-  }
+  });
   const paths: StreamsResult['paths'] = {};
   for (const p of ctx.paths) {
     const e = errors[p.name];

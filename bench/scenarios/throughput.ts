@@ -5,7 +5,7 @@
  * the remote command's first byte (it prints a mark on stderr before moving data) to the end, so
  * session set-up (measured on its own in the setup scenario) does not dilute the rate.
  */
-import { errorOf, rotated, type BenchContext, type PathError } from '../lib/context.ts';
+import { alternate, errorOf, type BenchContext, type PathError } from '../lib/context.ts';
 import { cpuPer, readCpu, type CpuPart } from '../lib/cpu.ts';
 import type { PathName } from '../lib/paths.ts';
 import { descendants, sleep } from '../lib/proc.ts';
@@ -40,29 +40,20 @@ export async function throughput(ctx: BenchContext, direction: 'download' | 'upl
   const errors: Partial<Record<PathName, PathError>> = {};
   const cpu: Partial<Record<PathName, CpuBreakdown[]>> = {};
   const timeoutMs = Math.max(60_000, (bytes / (5 * 2 ** 20)) * 1000); // never slower than 5 MiB/s
-  let truncated = false;
-  let done = 0;
-  for (let r = 0; r < rounds; r++) {
-    if (Date.now() > deadline) {
-      truncated = true;
-      break;
-    }
-    for (const p of rotated(ctx.paths, r)) {
-      if (errors[p.name]) continue;
+  const { done, truncated } = await alternate(ctx.paths, rounds, deadline, async (p) => {
+    if (errors[p.name]) return;
+    await sshdSettled(ctx);
+    const c0 = readCpu(ctx);
+    try {
+      const seconds = direction === 'download' ? await p.download(bytes, timeoutMs) : await p.upload(bytes, timeoutMs);
+      (rates[p.name] ??= []).push(bytes / 2 ** 20 / seconds);
       await sshdSettled(ctx);
-      const c0 = readCpu(ctx);
-      try {
-        const seconds = direction === 'download' ? await p.download(bytes, timeoutMs) : await p.upload(bytes, timeoutMs);
-        (rates[p.name] ??= []).push(bytes / 2 ** 20 / seconds);
-        await sshdSettled(ctx);
-        (cpu[p.name] ??= []).push(cpuPer(c0, readCpu(ctx), bytes / 2 ** 30));
-      } catch (err) {
-        errors[p.name] = errorOf(err);
-        ctx.progress(`  ${direction} ${p.name}: ${errors[p.name]?.error}`);
-      }
+      (cpu[p.name] ??= []).push(cpuPer(c0, readCpu(ctx), bytes / 2 ** 30));
+    } catch (err) {
+      errors[p.name] = errorOf(err);
+      ctx.progress(`  ${direction} ${p.name}: ${errors[p.name]?.error}`);
     }
-    done++;
-  }
+  });
   const paths: ThroughputResult['paths'] = {};
   const cpuSecondsPerGiB: ThroughputResult['cpuSecondsPerGiB'] = {};
   for (const p of ctx.paths) {
