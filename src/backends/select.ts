@@ -15,36 +15,34 @@ export interface SelectedBackend {
 }
 
 export async function selectBackend(config: Config, log: Logger): Promise<SelectedBackend> {
+  const local = (reason: string): SelectedBackend => ({
+    backend: createLocalBackend({ terminateGraceMs: config.session.terminateGraceMs }, log),
+    reason,
+  });
+  if (config.backend === 'local') return local('--backend local');
+
   // Loaded on demand: a local-only bridge never pays for the Kubernetes client.
-  const kube = () => import('./kubernetes/index.ts');
-  const createKubernetesBackend = async (o: Parameters<Awaited<ReturnType<typeof kube>>['createKubernetesBackend']>[0], l: Logger) =>
-    (await kube()).createKubernetesBackend(o, l);
+  const kube = await import('./kubernetes/index.ts');
   const k8s = config.kubernetes;
-  // Every API call made for a session carries the identity's Impersonate-* headers (none in
-  // authorized_keys mode, where the bridge acts with its own credentials).
-  const kubeOptions = {
-    kubeconfig: k8s.kubeconfig,
-    context: k8s.context,
-    defaultNamespace: k8s.namespace,
-    requestHeaders: impersonationHeaders,
-    terminateGraceMs: config.session.terminateGraceMs,
-  };
-  const localOptions = { terminateGraceMs: config.session.terminateGraceMs };
-  switch (config.backend) {
-    case 'local':
-      return { backend: createLocalBackend(localOptions, log), reason: '--backend local' };
-    case 'kubernetes':
-      return { backend: await createKubernetesBackend(kubeOptions, log), reason: '--backend kubernetes' };
-    case 'auto': {
-      if (k8s.kubeconfig) {
-        return { backend: await createKubernetesBackend(kubeOptions, log), reason: `--kubeconfig ${k8s.kubeconfig}` };
-      }
-      const found = (await kube()).findKubeconfig();
-      if (found) return { backend: await createKubernetesBackend(kubeOptions, log), reason: `found ${found.source}` };
-      return {
-        backend: createLocalBackend(localOptions, log),
-        reason: 'no kubeconfig ($KUBECONFIG, ~/.kube/config) and no in-cluster service account found',
-      };
-    }
+  let reason: string;
+  if (config.backend === 'kubernetes') reason = '--backend kubernetes';
+  else if (k8s.kubeconfig) reason = `--kubeconfig ${k8s.kubeconfig}`;
+  else {
+    const found = kube.findKubeconfig();
+    if (!found) return local('no kubeconfig ($KUBECONFIG, ~/.kube/config) and no in-cluster service account found');
+    reason = `found ${found.source}`;
   }
+  const backend = await kube.createKubernetesBackend(
+    {
+      kubeconfig: k8s.kubeconfig,
+      context: k8s.context,
+      defaultNamespace: k8s.namespace,
+      // Every API call of a session carries the identity's Impersonate-* headers (none in
+      // authorized_keys mode, where the bridge acts with its own credentials).
+      requestHeaders: impersonationHeaders,
+      terminateGraceMs: config.session.terminateGraceMs,
+    },
+    log,
+  );
+  return { backend, reason };
 }
