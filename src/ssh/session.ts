@@ -73,6 +73,11 @@ export class Session {
   private resolveClosed!: () => void;
   /** Resolves once the session is over and its process is gone. */
   readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
+  private resolveDelivered!: () => void;
+  /** Resolves once the client closed the channel, i.e. it has everything we sent (OpenSSH
+   *  closes only after writing out what it holds), or is gone. Cutting the connection before
+   *  that (a shutdown) makes the client drop output it still holds. */
+  readonly delivered = new Promise<void>((r) => (this.resolveDelivered = r));
 
   constructor(
     ssh: SshSession,
@@ -127,6 +132,7 @@ export class Session {
 
   /** The client went away (channel closed, network drop, client killed). */
   onClientGone(reason: string): void {
+    this.resolveDelivered();
     if (this.clientGone) return;
     this.clientGone = true;
     this.abort.abort();

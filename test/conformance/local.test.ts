@@ -5,8 +5,8 @@ conformance({
   name: 'local backend',
   stdinEof: true,
   errorCases: [],
-  async start() {
-    const b = await startTestBridge({ backend: 'local' });
-    return { port: b.port, key: b.key, login: 'default.anything', close: b.close };
+  async start(options = {}) {
+    const b = await startTestBridge({ backend: 'local', ...options });
+    return { port: b.port, key: b.key, login: 'default.anything', logs: b.logs, shutdown: b.shutdown, close: b.close };
   },
 });

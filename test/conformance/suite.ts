@@ -11,13 +11,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { InteractiveSsh, runSsh, type ClientKey } from '../helpers/ssh-client.ts';
+import { streamsConformance } from './streams.ts';
 
 export interface ConformanceTarget {
   port: number;
   key: ClientKey;
   /** A login name that reaches a healthy container. */
   login: string;
+  /** The bridge's log lines, parsed. */
+  logs: Array<Record<string, unknown>>;
+  /** As on SIGTERM: sessions are told and may finish within `graceMs`. */
+  shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Bridge settings a test may need (the session limits, in seconds). */
+export interface BridgeOptions {
+  idleTimeout?: number;
+  maxSessionTime?: number;
+  sessionWarning?: number;
 }
 
 export interface ErrorCase {
@@ -31,7 +43,8 @@ export interface ErrorCase {
 
 export interface ConformanceHarness {
   name: string;
-  start(): Promise<ConformanceTarget>;
+  /** A fresh bridge (and whatever it needs) for this path. */
+  start(options?: BridgeOptions): Promise<ConformanceTarget>;
   errorCases: ErrorCase[];
   /** False where the backend cannot deliver stdin EOF (Kubernetes exec v4). */
   stdinEof: boolean;
@@ -246,4 +259,5 @@ export function conformance(h: ConformanceHarness): void {
       assert.equal(r.stdout.toString(), 'still-here\n');
     });
   });
+  streamsConformance(h);
 }
