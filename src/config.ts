@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_ALGORITHMS, checkAlgorithms } from './ssh/algorithms.ts';
+import { WRAPPER_RESERVED_PREFIXES } from './backends/kubernetes/command.ts';
 
 export const DEFAULT_PORT = 2222;
 
@@ -66,7 +67,19 @@ export const configSchema = z.object({
   }),
   session: z.object({
     /** Environment variables a client may set, as in sshd's AcceptEnv (`*` wildcards allowed). */
-    acceptEnv: z.array(z.string().regex(/^[A-Za-z0-9_*?]+$/, 'a variable name or pattern')),
+    acceptEnv: z.array(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_*?]+$/, 'a variable name or pattern')
+        .superRefine((p, ctx) => {
+          // A client that may set the wrapper's own names could change what it runs (issue 15).
+          if (!WRAPPER_RESERVED_PREFIXES.some((prefix) => globCanMatchPrefix(p, prefix))) return;
+          ctx.addIssue({
+            code: 'custom',
+            message: `--accept-env "${p}" could match ${WRAPPER_RESERVED_PREFIXES.map((x) => `${x}*`).join(' or ')}, names podbridge's exec wrapper keeps for itself; accept narrower names`,
+          });
+        }),
+    ),
     /** End a session with no traffic either way for this long; 0 = off. */
     idleTimeoutMs: z.number().int().min(0),
     /** End any session after this long; 0 = off. */
@@ -206,6 +219,16 @@ function seconds(s: number): number {
 }
 
 /** sshd-style AcceptEnv matching: `*` and `?` wildcards, case-sensitive. */
+/** Whether an accept-env glob (`*`, `?`) matches some name that starts with `prefix`. */
+export function globCanMatchPrefix(pattern: string, prefix: string): boolean {
+  if (prefix === '') return true; // whatever is left of the pattern matches some tail
+  if (pattern === '') return false;
+  const [p, rest] = [pattern[0], pattern.slice(1)];
+  if (p === '*') return globCanMatchPrefix(rest, prefix) || globCanMatchPrefix(pattern, prefix.slice(1));
+  if (p === '?' || p === prefix[0]) return globCanMatchPrefix(rest, prefix.slice(1));
+  return false;
+}
+
 export function envAccepted(name: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(name));
 }
