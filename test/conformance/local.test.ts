@@ -4,6 +4,7 @@ import { startTestBridge } from '../helpers/bridge.ts';
 conformance({
   name: 'local backend',
   stdinEof: true,
+  interruptStatus: 255,
   errorCases: [],
   async start(options = {}) {
     const b = await startTestBridge({ backend: 'local', ...options });
