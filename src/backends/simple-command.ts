@@ -25,13 +25,14 @@ const SHELL_WORDS = new Set(
     'ulimit', 'umask', 'unalias', 'wait', 'echo', 'printf', 'test', '[', 'local',
     // bash and busybox ash
     'source', 'declare', 'typeset', 'let', 'enable', 'builtin', 'caller', 'compgen', 'complete', 'compopt', 'dirs', 'disown', 'help',
-    'history', 'logout', 'mapfile', 'readarray', 'popd', 'pushd', 'shopt', 'suspend', 'chdir',
+    'history', 'logout', 'mapfile', 'readarray', 'popd', 'pushd', 'shopt', 'suspend', 'chdir', 'coproc',
   ],
 );
 
 /** CMD as the shell should run it: `exec CMD` when that is what bash -c would do, else CMD. */
 export function execSimpleCommand(command: string): string {
   const words = plainCommandWords(command);
-  if (words === null || SHELL_WORDS.has(words[0]!)) return command;
+  // A first word that starts with '-' would be read as an option of `exec` itself (bash has some).
+  if (words === null || SHELL_WORDS.has(words[0]!) || words[0]!.startsWith('-')) return command;
   return `exec ${command}`;
 }

@@ -72,7 +72,7 @@ describe('exec command builder', () => {
     assert.notEqual(run(noTty(`sh -c 'echo "$PPID"'; true`)).stdout, `${process.pid}\n`, 'a list stays under its shell');
     const { argv } = buildExecCommand(noTty(`python3 -c 'print(1)'`));
     assert.equal(argv.at(-1), `exec python3 -c 'print(1)'`);
-    for (const cmd of ['exit 3', 'cd /tmp', 'echo hi', 'a | b', 'x=1 y', 'cmd; other', 'echo $HOME']) assert.equal(buildExecCommand(noTty(cmd)).argv.at(-1), cmd);
+    for (const cmd of ['exit 3', 'cd /tmp', 'echo hi', 'a | b', 'x=1 y', 'cmd; other', 'echo $HOME', '-l x', "'exit' 4"]) assert.equal(buildExecCommand(noTty(cmd)).argv.at(-1), cmd);
   });
 
   it('exports env values byte for byte: spaces, quotes, $, backticks, newlines, =', () => {
