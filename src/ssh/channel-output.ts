@@ -54,6 +54,8 @@ export class ChannelOutput {
   private readonly queue: DataItem[] = [];
   private readonly texts: TextItem[] = [];
   private inFlight = false;
+  /** The rest of a chunk split at a line end for bridge lines: it goes right after them. */
+  private rest: DataItem | null = null;
   private closed = false;
   /** True while the last byte sent on the stream ended a line (or nothing was sent yet). */
   private readonly atLineStart: Record<OutputStream, boolean> = { stdout: true, stderr: true };
@@ -116,13 +118,15 @@ export class ChannelOutput {
   }
 
   private isIdle(): boolean {
-    return !this.inFlight && this.queue.length === 0 && this.texts.length === 0 && this.stdout.writableLength === 0 && this.stderr.writableLength === 0;
+    return !this.inFlight && this.rest === null && this.queue.length === 0 && this.texts.length === 0 && this.stdout.writableLength === 0 && this.stderr.writableLength === 0;
   }
 
   private drive(): void {
     while (!this.inFlight && !this.closed) {
       const text = this.texts[0];
-      if (text !== undefined && (this.atLineStart[text.follows] || this.quiet(text.follows))) {
+      // Never ahead of the command's bytes already queued here for that stream.
+      const queuedAhead = text !== undefined && this.queue.some((d) => d.stream === text.follows);
+      if (text !== undefined && ((this.atLineStart[text.follows] && !queuedAhead) || this.quiet(text.follows))) {
         this.texts.shift();
         const lead = this.atLineStart[text.follows] ? '' : this.tty ? '\r\n' : '\n';
         this.atLineStart[text.follows] = true;
@@ -130,17 +134,21 @@ export class ChannelOutput {
         this.send('stderr', Buffer.from(lead + text.text), null);
         continue;
       }
+      if (this.rest !== null) {
+        // The lines that were waiting for this line start are out: the chunk goes on.
+        this.queue.unshift(this.rest);
+        this.rest = null;
+      }
       const item = this.queue.shift();
       if (item === undefined) break;
-      let chunk = item.chunk;
+      const chunk = item.chunk;
       if (text !== undefined && text.follows === item.stream && chunk.length > 0) {
         // A bridge line is waiting for this stream's next line start: send up to the first
         // newline, and the rest after the line.
         const nl = chunk.indexOf(NEWLINE);
         if (nl >= 0 && nl < chunk.length - 1) {
-          this.queue.unshift({ ...item, chunk: chunk.subarray(nl + 1) });
-          chunk = chunk.subarray(0, nl + 1);
-          this.send(item.stream, chunk, null);
+          this.rest = { ...item, chunk: chunk.subarray(nl + 1) };
+          this.send(item.stream, chunk.subarray(0, nl + 1), null);
           continue;
         }
       }
@@ -180,6 +188,8 @@ export class ChannelOutput {
     if (this.closed) return;
     this.closed = true;
     this.inFlight = false;
+    if (this.rest !== null) this.queue.unshift(this.rest);
+    this.rest = null;
     for (const item of this.queue.splice(0)) item.done();
     this.texts.length = 0;
     // The pumps see 'close' and stop; their sources stay paused.
