@@ -218,13 +218,15 @@ describe('faults at the front door', () => {
   });
 
   it('idle timeout: a warning first, then the session ends with a line saying why', async () => {
-    const b = await startBridgeProcess({ idleTimeout: 3, sessionWarning: 1.5 });
+    // 6 s: a login shell on a loaded 2-core machine may take seconds to print its first byte, and
+    // the idle clock runs from the session's start.
+    const b = await startBridgeProcess({ idleTimeout: 6, sessionWarning: 3 });
     const s = new InteractiveSsh({ port: b.port, key: b.key, login: 'x' });
     try {
       s.write('echo IN-$((1+1))\r');
       await s.waitFor(/IN-2/);
       await s.waitFor(/podbridge: idle session; it ends in \d+ s unless there is activity/, 10_000);
-      await s.waitFor(/podbridge: session ended: idle for 3 s/, 10_000);
+      await s.waitFor(/podbridge: session ended: idle for 6 s/, 10_000);
       assert.equal(await s.waitExit(), 255);
     } finally {
       s.kill();
