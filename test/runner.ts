@@ -12,6 +12,8 @@
  *
  * Usage: node build/test/runner.js [FILTER...]   (files whose path contains a FILTER)
  *        node build/test/runner.js --slow         (the slowest files and tests of the last run)
+ *        node build/test/runner.js --budget FILE_S,TEST_S /abs/x.test.js   (a file outside the
+ *            suite with the given budgets; the runner's own test uses this)
  * The last line is "N passed, N failed" (", N skipped" when some were).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -68,7 +70,20 @@ interface Timings {
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   if (args.includes('--slow')) return printSlow();
-  const files = discover().filter((f) => args.length === 0 || args.some((a) => f.includes(a.replace(/\.js$/, '.ts'))));
+  const b = args.indexOf('--budget');
+  if (b >= 0) {
+    const [fileS, testS] = (args[b + 1] ?? '').split(',').map(Number);
+    if (!fileS || !testS) throw new Error('--budget takes FILE_SECONDS,TEST_SECONDS');
+    budgetOverride = { fileMs: fileS * 1000, testMs: testS * 1000 };
+    args.splice(b, 2);
+  }
+  // Absolute paths of compiled files outside the suite run as they are, and leave no timings.
+  const external = args.filter((a) => path.isAbsolute(a) && /\.m?js$/.test(a));
+  const filters = args.filter((a) => !external.includes(a));
+  const files = [
+    ...(external.length > 0 && filters.length === 0 ? [] : discover().filter((f) => filters.length === 0 || filters.some((a) => f.includes(a.replace(/\.js$/, '.ts'))))),
+    ...external,
+  ];
   if (files.length === 0) {
     console.error(`no test file matches ${args.join(' ')}`);
     return 1;
@@ -100,8 +115,10 @@ async function main(): Promise<number> {
     }),
   );
   clearInterval(watchdog);
-  return summarize(results, Date.now() - started, previous);
+  return summarize(results, Date.now() - started, external.length > 0 ? null : previous, external.length === 0);
 }
+
+let budgetOverride: Budget | null = null;
 
 function discover(): string[] {
   const out: string[] = [];
@@ -114,6 +131,7 @@ function discover(): string[] {
 }
 
 function budgetOf(source: string): Budget {
+  if (budgetOverride) return budgetOverride;
   const dir = source.split('/')[1] ?? 'unit';
   const budget = { ...(DEFAULT_BUDGETS[dir] ?? DEFAULT_BUDGETS.unit!) };
   const text = fs.readFileSync(path.join(REPO, source), 'utf8');
@@ -126,7 +144,7 @@ function budgetOf(source: string): Budget {
 }
 
 function startFile(source: string): FileRun {
-  const compiled = path.join(CODE, source.replace(/\.ts$/, '.js'));
+  const compiled = path.isAbsolute(source) ? source : path.join(CODE, source.replace(/\.ts$/, '.js'));
   if (!fs.existsSync(compiled)) throw new Error(`${compiled} is missing: compile first (npm test does)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-test-run-'));
   const reporter = path.join(CODE, 'test/support/events-reporter.js');
@@ -242,7 +260,8 @@ async function diagnoseAndKill(run: FileRun, why: string): Promise<void> {
     const report = reports.get(p.pid);
     if (report) out.push(...summarizeReport(report).map((l) => `    ${l}`));
     else if (!nodes.includes(p)) out.push(`    kernel wait channel: ${p.wchan}`);
-    else out.push(`    no diagnostic report within ${REPORT_WAIT_MS / 1000} s: its JavaScript thread is blocked (kernel wait channel: ${p.wchan}); thread states: ${threadStates(p.pid)}`);
+    else if (p.state === 'R') out.push(`    no diagnostic report within ${REPORT_WAIT_MS / 1000} s: its JavaScript thread is running without yielding to the event loop (a busy loop, or a very long synchronous call)`);
+    else out.push(`    no diagnostic report within ${REPORT_WAIT_MS / 1000} s: its JavaScript thread is blocked in the kernel (state ${p.state}, wait channel ${p.wchan}; threads: ${threadStates(p.pid)})`);
   }
   try {
     process.kill(-run.child.pid!, 'SIGKILL');
@@ -373,7 +392,7 @@ function printFile(run: FileRun, r: FileResult): void {
   }
 }
 
-function summarize(results: FileResult[], ms: number, previous: Timings | null): number {
+function summarize(results: FileResult[], ms: number, previous: Timings | null, record: boolean): number {
   let passed = 0;
   let failed = 0;
   let skipped = 0;
@@ -404,7 +423,7 @@ function summarize(results: FileResult[], ms: number, previous: Timings | null):
       .sort((a, b) => b.ms - a.ms)
       .slice(0, 50),
   };
-  fs.writeFileSync(TIMINGS_FILE, JSON.stringify(timings, null, 1));
+  if (record) fs.writeFileSync(TIMINGS_FILE, JSON.stringify(timings, null, 1));
   const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 5);
   console.log(`\nslowest files: ${slowest.map((r) => `${r.source} ${(r.ms / 1000).toFixed(0)} s`).join(', ')}  (npm run test:slow for more)`);
   if (failures.length > 0) console.log(`\nfailures:\n${failures.map((f) => `  ${f}`).join('\n')}`);
