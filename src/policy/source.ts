@@ -173,7 +173,12 @@ export class PolicySource {
         });
         this.watchers.set(dir, w);
       } catch (err) {
-        this.log.warn({ dir, err: (err as Error).message }, 'cannot watch the policy directory; changes apply on SIGHUP only');
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.options.kind === 'authorized-keys') {
+          // Not a fault on a first start: keys unknown at login are looked up in the file anew.
+          this.log.info({ dir }, `${dir} does not exist yet: create it (mkdir -p -m 700 ${dir}) and add keys to ${this.options.file}; they are read at login`);
+        } else {
+          this.log.warn({ dir, err: (err as Error).message }, 'cannot watch the policy directory; changes apply on SIGHUP only');
+        }
       }
     }
   }

@@ -24,7 +24,8 @@ export const SFTP_SERVER_COMMAND = [
   'for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server;',
   'do [ -x "$p" ] && exec "$p"; done;',
   'command -v sftp-server >/dev/null 2>&1 && exec sftp-server;',
-  'echo "podbridge: no sftp-server in this container; install openssh-sftp-server in the image, or use scp -O" >&2; exit 127',
+  // busybox images have neither sftp-server nor scp; tar over ssh works wherever stdin EOF arrives.
+  'echo "podbridge: no sftp-server in this container; install openssh-sftp-server in the image, or copy with tar: tar c FILES | ssh TARGET \'tar x -C DIR\' (scp -O works where the image has scp)" >&2; exit 127',
 ].join(' ');
 
 /** How long a command may run on after a client EOF that v4 cannot deliver before the user is told. */
