@@ -31,6 +31,8 @@ interface Setting<T> {
   parse: (raw: unknown) => T;
   /** Repeatable flag; comma- or space-separated in the environment; a list in the file. */
   list?: boolean;
+  /** A switch: `--name` / `--no-name`; yes/no, true/false, 1/0 in the environment. */
+  flag?: boolean;
   choices?: readonly string[];
 }
 
@@ -81,6 +83,14 @@ function list<T>(item: (raw: unknown) => T): (raw: unknown) => T[] {
   };
 }
 
+function yesNo(raw: unknown): boolean {
+  if (typeof raw === 'boolean') return raw;
+  const v = typeof raw === 'string' ? raw.trim().toLowerCase() : String(raw);
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new SettingError('expected yes or no (true/false, 1/0)');
+}
+
 function optionalText(raw: unknown): string | null {
   return raw === null || raw === '' ? null : text(raw);
 }
@@ -126,6 +136,8 @@ export function defaultAuthorizedKeys(): string {
 }
 
 const setting = <T>(s: Setting<T>): Setting<T> => s;
+/** Parsers for rows that need them beyond the common ones above. */
+export const parsers = { text, optionalText, seconds, integer, choice, list, yesNo, fileText };
 
 export const SETTINGS = {
   // ---- where and who
@@ -472,19 +484,19 @@ export function flagHint(typed: string): string {
 }
 
 /** The settings as yargs options: strings, parsed by the table (so errors can quote them). */
-export function yargsOptions(): Record<string, { type: 'string'; array?: boolean; describe: string; defaultDescription: string; choices?: readonly string[]; group: string; requiresArg: boolean }> {
+export function yargsOptions(): Record<string, { type: 'string' | 'boolean'; array?: boolean; describe: string; defaultDescription: string; choices?: readonly string[]; group: string; requiresArg: boolean }> {
   const out: ReturnType<typeof yargsOptions> = {};
   for (const name of SETTING_NAMES) {
     const s = SETTINGS[name] as Setting<unknown>;
     out[flagName(name)] = {
-      type: 'string',
+      type: s.flag ? 'boolean' : 'string',
       ...(s.list ? { array: true } : {}),
       // The help hides yargs' type/default extras (see cli.ts), so the default is in the text.
       describe: `${s.describe} [default: ${s.defaultText}]`,
       defaultDescription: s.defaultText,
       ...(s.choices ? { choices: s.choices } : {}),
       group: `${s.group}:`,
-      requiresArg: true,
+      requiresArg: !s.flag,
     };
   }
   return out;
