@@ -5,6 +5,7 @@
  * wrote it, by the table.
  */
 import { z } from 'zod';
+import { WRAPPER_RESERVED_PREFIXES } from './backends/kubernetes/command.ts';
 import { DEFAULT_ALGORITHMS, checkAlgorithms } from './ssh/algorithms.ts';
 import { describeSource, resolveSettings, SettingError, type Layers, type Resolved, type SettingName, type SettingsInput } from './settings.ts';
 
@@ -111,6 +112,14 @@ function configFrom({ values: v, sources }: Resolved): Config {
     const name = setting[m?.[1] ?? ''];
     throw new SettingError(name ? `${describeSource(sources[name])}: ${m?.[2]}` : (err as Error).message);
   }
+  // A client must never be able to set the exec wrapper's own variables (a forced command
+  // could be bypassed through them): refuse accept-env patterns that could match their names.
+  for (const p of v.acceptEnv) {
+    if (!WRAPPER_RESERVED_PREFIXES.some((prefix) => globCanMatchPrefix(p, prefix))) continue;
+    throw new SettingError(
+      `${describeSource(sources.acceptEnv, v.acceptEnv)}: "${p}" could match ${WRAPPER_RESERVED_PREFIXES.map((x) => `${x}*`).join(' or ')}, names podbridge's exec wrapper keeps for itself; accept narrower names`,
+    );
+  }
   const config = {
     listen: v.listen,
     listenExplicit: sources.listen.kind !== 'default',
@@ -147,6 +156,16 @@ function configFrom({ values: v, sources }: Resolved): Config {
   // The table checked every value a person wrote; a mismatch here is a bug in that mapping.
   if (!parsed.success) throw new Error(`internal: the settings table and the config schema disagree: ${parsed.error.message}`);
   return parsed.data;
+}
+
+/** Whether an accept-env glob (`*`, `?`) matches some name that starts with `prefix`. */
+export function globCanMatchPrefix(pattern: string, prefix: string): boolean {
+  if (prefix === '') return true; // whatever is left of the pattern matches some tail
+  if (pattern === '') return false;
+  const [p, rest] = [pattern[0], pattern.slice(1)];
+  if (p === '*') return globCanMatchPrefix(rest, prefix) || globCanMatchPrefix(pattern, prefix.slice(1));
+  if (p === '?' || p === prefix[0]) return globCanMatchPrefix(rest, prefix.slice(1));
+  return false;
 }
 
 /** sshd-style AcceptEnv matching: `*` and `?` wildcards, case-sensitive. */

@@ -206,7 +206,7 @@ export const SETTINGS = {
   acceptEnv: setting({
     group: 'Where and who',
     describe: 'Environment variables clients may set (sshd AcceptEnv; * and ? wildcards)',
-    doc: 'Variables a client may set with `SendEnv`/`SetEnv`, as sshd\'s `AcceptEnv` (`*`, `?` wildcards). Everything else is refused.',
+    doc: 'Variables a client may set with `SendEnv`/`SetEnv`, as sshd\'s `AcceptEnv` (`*`, `?` wildcards). Everything else is refused. A pattern that could match `PODBRIDGE_*` or `pb_*` (the exec wrapper\'s own names; `*` included) is refused when the configuration loads.',
     defaultText: 'LANG LC_* LANGUAGE TZ',
     default: () => ['LANG', 'LC_*', 'LANGUAGE', 'TZ'],
     parse: list((raw) => {

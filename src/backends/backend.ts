@@ -49,6 +49,9 @@ export interface RemoteProcess {
   readonly stderr: Readable | null;
   /** False where `stdin.end()` cannot reach the process (Kubernetes exec protocol v4). */
   readonly canCloseStdin: boolean;
+  /** The protocol negotiated with whatever runs the process, for messages and the log
+   *  (e.g. `v4.channel.k8s.io over WebSocket`); absent where there is none to speak of. */
+  readonly protocol?: string;
   /** Resize the remote terminal; sizes with a 0 are ignored. No-op without a TTY. */
   resize(size: TerminalSize): void;
   /** Deliver a signal by SSH name (INT, TERM, HUP, KILL, ...), without the SIG prefix, to the

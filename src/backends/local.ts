@@ -11,6 +11,7 @@ import { Readable, Writable } from 'node:stream';
 import pty from 'node-pty';
 import type { IPty } from 'node-pty';
 import type { Backend, Exit, OpenContext, ProcessSpec, RemoteProcess, TerminalSize } from './backend.ts';
+import { execSimpleCommand } from './simple-command.ts';
 import { BridgeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Target } from '../target.ts';
@@ -199,7 +200,9 @@ export function createLocalBackend(opts: LocalBackendOptions, log: Logger): Back
       if (denied) throw denied;
       const env = sessionEnv(spec, shell);
       const file = spec.command === null ? shell : '/bin/sh';
-      const args = spec.command === null ? ['-l'] : ['-c', spec.command];
+      // A simple command replaces the shell, as with sshd's bash (simple-command.ts); the process
+      // group is still the PID we started.
+      const args = spec.command === null ? ['-l'] : ['-c', execSimpleCommand(spec.command)];
       const cwd = env.HOME && fs.existsSync(env.HOME) ? env.HOME : '/';
       ctx.log.debug({ target: formatTarget(target), file, args, tty: spec.tty !== null }, 'local spawn');
       if (spec.tty) {

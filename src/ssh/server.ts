@@ -151,7 +151,9 @@ export async function startServer({ config, backend, authenticator, policy, host
       const sessions = [...shared.sessions];
       log.info({ sessions: sessions.length, graceSeconds: graceMs / 1000 }, 'shutdown: no new connections; waiting for sessions');
       for (const s of sessions) s.notify(`podbridge is shutting down; this session ends in ${Math.round(graceMs / 1000)} s`);
-      const allDone = Promise.all(sessions.map((s) => s.closed));
+      // Delivered, not merely closed: ending a connection whose client still holds output it has
+      // not written yet (a slow reader) would lose that output.
+      const allDone = Promise.all(sessions.map((s) => s.delivered));
       let timer: NodeJS.Timeout | undefined;
       const expired = await Promise.race([
         allDone.then(() => false),

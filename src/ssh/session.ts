@@ -12,7 +12,8 @@ import { envAccepted } from '../config.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import type { Identity } from '../identity.ts';
 import type { Logger } from '../log.ts';
-import { flushed, pump } from '../pipe.ts';
+import { pump } from '../pipe.ts';
+import { ChannelOutput } from './channel-output.ts';
 import { authorize, planSession, type AccessRequest, type Decision, type PolicySource, type SshRequest } from '../policy/index.ts';
 import { formatTarget, type Target } from '../target.ts';
 
@@ -61,7 +62,8 @@ export class Session {
   private readonly pendingSignals: string[] = [];
   private phase: Phase = 'setup';
   private process: RemoteProcess | null = null;
-  private channel: ServerChannel | null = null;
+  /** Every byte for the client leaves through this, the command's and the bridge's alike. */
+  private output: ChannelOutput | null = null;
   private readonly abort = new AbortController();
   private clientGone = false;
   /** Why the bridge ended the session itself (timeout, shutdown); reported instead of the exit. */
@@ -72,6 +74,11 @@ export class Session {
   private resolveClosed!: () => void;
   /** Resolves once the session is over and its process is gone. */
   readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
+  private resolveDelivered!: () => void;
+  /** Resolves once the client closed the channel, i.e. it has everything we sent (OpenSSH
+   *  closes only after writing out what it holds), or is gone. Cutting the connection before
+   *  that (a shutdown) makes the client drop output it still holds. */
+  readonly delivered = new Promise<void>((r) => (this.resolveDelivered = r));
 
   constructor(
     ssh: SshSession,
@@ -126,6 +133,7 @@ export class Session {
 
   /** The client went away (channel closed, network drop, client killed). */
   onClientGone(reason: string): void {
+    this.resolveDelivered();
     if (this.clientGone) return;
     this.clientGone = true;
     this.abort.abort();
@@ -138,12 +146,18 @@ export class Session {
     }
   }
 
-  /** One line on the user's stderr, without ending anything. */
+  /**
+   * A notice from the bridge (idle or duration warning, shutdown, a protocol limit), without
+   * ending anything. The rule (docs/lifecycle.md, "What the bridge says"): always in the log; on
+   * the user's terminal only in a TTY session, at a line boundary. A command without a TTY gets
+   * no bridge text in its stderr except the one final line when the bridge ends it with 255:
+   * scripts compare stderr, and kubectl prints nothing there either.
+   */
   notify(message: string): void {
-    const ch = this.channel;
-    if (!ch || this.clientGone || this.phase === 'done') return;
-    // On a terminal start a fresh line: the message must not glue onto a prompt.
-    ch.stderr.write(this.tty ? `\r\npodbridge: ${message}\r\n` : `podbridge: ${message}\n`);
+    this.log.info({ notice: message, shown: this.tty !== null }, 'notice');
+    const out = this.output;
+    if (!out || this.clientGone || this.phase === 'done' || this.tty === null) return;
+    out.line(`podbridge: ${message}`);
   }
 
   /** Ends the session from the bridge's side: the process is terminated, the user told why. */
@@ -175,14 +189,15 @@ export class Session {
     if (this.phase !== 'setup') return reject?.();
     const channel = accept();
     if (!channel) return;
-    this.channel = channel;
+    const output = new ChannelOutput(channel, this.tty !== null);
+    this.output = output;
     this.phase = 'opening';
     channel.on('error', (err: Error) => this.log.debug({ err: err.message }, 'channel error'));
     channel.stderr.on('error', () => {});
-    void this.run(channel, command, kind)
+    void this.run(channel, output, command, kind)
       .catch((err: unknown) => {
         this.log.error({ err }, 'session failed unexpectedly');
-        return this.finish(channel, { kind: 'error', error: toBridgeError(err) });
+        return this.finish(channel, output, { kind: 'error', error: toBridgeError(err) });
       })
       .finally(() => {
         this.clearTimers();
@@ -190,9 +205,9 @@ export class Session {
       });
   }
 
-  private async run(channel: ServerChannel, command: string | null, kind: string): Promise<void> {
+  private async run(channel: ServerChannel, output: ChannelOutput, command: string | null, kind: string): Promise<void> {
     const { target, backend, identity, audit, policy } = this.ctx;
-    if (target instanceof BridgeError) return this.fail(channel, target);
+    if (target instanceof BridgeError) return this.fail(channel, output, target);
     const request: SshRequest = kind === 'shell' ? { kind: 'shell' } : kind === 'exec' ? { kind: 'exec', command: command ?? '' } : { kind: 'subsystem', name: 'sftp' };
     // A forced command (command= on the key, a certificate's force-command) replaces what was asked.
     const plan = planSession(identity, request);
@@ -210,7 +225,7 @@ export class Session {
       return new BridgeError('denied', d.message, { detail: { reason: d.reason, rule: d.rule } });
     };
     const first = check({ ...base, container: target.container });
-    if (!first.allowed && !first.pending) return this.fail(channel, denial(first));
+    if (!first.allowed && !first.pending) return this.fail(channel, output, denial(first));
     const authorizeResolved = (place: { pod: string; container: string }) => {
       const d = check({ ...base, container: place.container, podName: place.pod });
       return d.allowed ? null : denial(d);
@@ -225,7 +240,7 @@ export class Session {
     try {
       proc = await backend.open(target, spec, { identity, log: this.log, authorizeResolved });
     } catch (err) {
-      return this.fail(channel, toBridgeError(err));
+      return this.fail(channel, output, toBridgeError(err));
     }
     if (this.clientGone || this.endReason) {
       this.log.info({ reason: this.endReason ?? 'client disconnected' }, 'session ended while the process was starting; terminating it');
@@ -238,12 +253,12 @@ export class Session {
     this.pendingSize = null;
     for (const name of this.pendingSignals.splice(0)) proc.signal(name);
     this.startTimers();
-    if (this.ctx.motd && command === null && spec.tty) channel.write(this.ctx.motd.replace(/\r?\n/g, '\r\n'));
+    if (this.ctx.motd && command === null && spec.tty) output.stdout.write(this.ctx.motd.replace(/\r?\n/g, '\r\n'));
 
     const signal = this.abort.signal;
     const onData = () => (this.lastActivity = Date.now());
-    const stdout = pump(proc.stdout, channel, { end: false, signal, onData });
-    const stderr = proc.stderr ? pump(proc.stderr, channel.stderr, { end: false, signal, onData }) : Promise.resolve('ended');
+    const stdout = pump(proc.stdout, output.stdout, { end: false, signal, onData });
+    const stderr = proc.stderr ? pump(proc.stderr, output.stderr, { end: false, signal, onData }) : Promise.resolve('ended');
     // With a terminal, sshd never passes the client's EOF on (a pty cannot be half-closed): match it.
     let sftpDone = false;
     void pump(channel, proc.stdin, { end: spec.tty === null, signal, onData }).then((result) => {
@@ -252,12 +267,15 @@ export class Session {
         // sftp is request/response: once the client sent EOF every answer was already written, so
         // ending sftp-server loses nothing, where waiting for an EOF that cannot come would hang.
         sftpDone = true;
-        void flushed(channel, signal).then(() => proc.terminate('sftp client finished (no stdin EOF on this API server)'));
+        void output.flushed(signal).then(() => proc.terminate(`sftp client finished (no stdin EOF over ${proc.protocol ?? 'this exec protocol'})`));
       } else {
         // Most commands never read stdin and end on their own; speak up only for one that lingers.
+        // The log only, also with a TTY (where EOF is never passed on anyway): see notify().
         const timer = setTimeout(() => {
-          this.log.info('stdin EOF cannot be delivered (Kubernetes exec v4) and the command is still running');
-          this.notify('this Kubernetes API server (before 1.30, exec protocol v4) cannot pass end-of-input to the command; if it waits for more input, end it by closing ssh');
+          this.log.info(
+            { protocol: proc.protocol },
+            `stdin EOF cannot be delivered over ${proc.protocol ?? 'this exec protocol'} and the command is still running; if it waits for more input, it ends only when the client closes the session`,
+          );
         }, V4_EOF_NOTICE_MS);
         this.timers.push(timer);
       }
@@ -270,7 +288,7 @@ export class Session {
     const durationMs = Date.now() - started;
     this.log.info({ target: targetName, exit: describeExit(exit), ms: durationMs }, 'session end');
     audit.emit({ event: 'session-end', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, kind, exit: describeExit(exit), durationMs });
-    await this.finish(channel, exit);
+    await this.finish(channel, output, exit);
   }
 
   private startTimers(): void {
@@ -302,22 +320,19 @@ export class Session {
     this.timers.length = 0;
   }
 
-  private async fail(channel: ServerChannel, err: BridgeError): Promise<void> {
+  private async fail(channel: ServerChannel, output: ChannelOutput, err: BridgeError): Promise<void> {
     this.log.warn({ code: err.code, detail: err.detail, cause: err.cause instanceof Error ? err.cause.message : undefined }, err.message);
-    await this.finish(channel, { kind: 'error', error: err });
+    await this.finish(channel, output, { kind: 'error', error: err });
   }
 
   /** Flush, then exit-status, then EOF and close: after end() ssh2 silently drops the status. */
-  private async finish(channel: ServerChannel, exit: Exit): Promise<void> {
+  private async finish(channel: ServerChannel, output: ChannelOutput, exit: Exit): Promise<void> {
     if (this.phase === 'done') return;
     this.phase = 'done';
     if (this.clientGone) return;
-    const signal = this.abort.signal;
-    if (exit.kind === 'error') {
-      const eol = this.tty ? '\r\n' : '\n';
-      channel.stderr.write(`podbridge: ${exit.error.message}${eol}`);
-    }
-    await Promise.all([flushed(channel, signal), flushed(channel.stderr, signal)]);
+    // The one bridge line every session may get, TTY or not: why the bridge ended it (status 255).
+    if (exit.kind === 'error') output.line(`podbridge: ${exit.error.message}`);
+    await output.flushed(this.abort.signal);
     if (this.clientGone) return;
     if (exit.kind === 'code') channel.exit(exit.code);
     else if (exit.kind === 'signal') sendExitSignal(channel, exit.signal, exit.coreDumped);

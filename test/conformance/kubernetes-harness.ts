@@ -1,7 +1,7 @@
 /** The conformance harness for the Kubernetes backend, against the fake kube-apiserver. */
 import { conformance, type ErrorCase } from './suite.ts';
 import { startTestBridge } from '../helpers/bridge.ts';
-import { startTestCluster, type TestCluster } from '../helpers/cluster.ts';
+import { startTestCluster } from '../helpers/cluster.ts';
 
 export const errorCases: ErrorCase[] = [
   { what: 'unknown namespace', login: 'nope.web-1', message: /namespace "nope" not found; list namespaces with: kubectl get ns/ },
@@ -22,21 +22,22 @@ export const errorCases: ErrorCase[] = [
 
 
 export function kubernetesConformance(name: string, protocols: string[] | undefined, stdinEof: boolean): void {
-  let cluster: TestCluster;
   conformance({
     name,
     stdinEof,
     errorCases,
-    async start() {
-      cluster = await startTestCluster({ protocols });
-      const b = await startTestBridge({ backend: 'kubernetes', kubeconfig: cluster.kubeconfig });
+    async start(options = {}) {
+      const c = await startTestCluster({ protocols });
+      const b = await startTestBridge({ backend: 'kubernetes', kubeconfig: c.kubeconfig, ...options });
       return {
         port: b.port,
         key: b.key,
         login: 'team-a.web-1',
+        logs: b.logs,
+        shutdown: b.shutdown,
         close: async () => {
           await b.close();
-          await cluster.stop();
+          await c.stop();
         },
       };
     },

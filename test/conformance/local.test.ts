@@ -4,9 +4,10 @@ import { startTestBridge } from '../helpers/bridge.ts';
 conformance({
   name: 'local backend',
   stdinEof: true,
+  interruptStatus: 255,
   errorCases: [],
-  async start() {
-    const b = await startTestBridge({ backend: 'local' });
-    return { port: b.port, key: b.key, login: 'default.anything', close: b.close };
+  async start(options = {}) {
+    const b = await startTestBridge({ backend: 'local', ...options });
+    return { port: b.port, key: b.key, login: 'default.anything', logs: b.logs, shutdown: b.shutdown, close: b.close };
   },
 });

@@ -10,14 +10,30 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { InteractiveSsh, runSsh, type ClientKey } from '../helpers/ssh-client.ts';
+import { InteractiveSsh, makeClientKey, runSsh, type ClientKey } from '../helpers/ssh-client.ts';
+import { streamsConformance } from './streams.ts';
 
 export interface ConformanceTarget {
   port: number;
   key: ClientKey;
   /** A login name that reaches a healthy container. */
   login: string;
+  /** The bridge's log lines, parsed. */
+  logs: Array<Record<string, unknown>>;
+  /** As on SIGTERM: sessions are told and may finish within `graceMs`. */
+  shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Bridge settings a test may need (the session limits, in seconds). */
+export interface BridgeOptions {
+  idleTimeout?: number;
+  maxSessionTime?: number;
+  sessionWarning?: number;
+  acceptEnv?: string[];
+  /** With `key`: an authorized_keys file of the test's own (e.g. with a forced command). */
+  authorizedKeys?: string;
+  key?: ClientKey;
 }
 
 export interface ErrorCase {
@@ -31,10 +47,15 @@ export interface ErrorCase {
 
 export interface ConformanceHarness {
   name: string;
-  start(): Promise<ConformanceTarget>;
+  /** A fresh bridge (and whatever it needs) for this path. */
+  start(options?: BridgeOptions): Promise<ConformanceTarget>;
   errorCases: ErrorCase[];
   /** False where the backend cannot deliver stdin EOF (Kubernetes exec v4). */
   stdinEof: boolean;
+  /** What `ssh -t host 'sleep 100'` + Ctrl-C exits with: 130 where the process's death by SIGINT
+   *  arrives as an exit code (Kubernetes, as kubectl), 255 where it is an exit-signal (local, as
+   *  sshd: OpenSSH's client exits 255 on exit-signal). Default 130. */
+  interruptStatus?: number;
 }
 
 /** Runs a client tool to completion; rejects with its stderr so a failure says why. */
@@ -231,6 +252,33 @@ export function conformance(h: ConformanceHarness): void {
       }
     });
 
+    it('Ctrl-C to a command that handles SIGINT, then a normal exit: status 0, as sshd and kubectl (no shell stays above a simple command)', async () => {
+      // Plain words and quotes: a simple command, exec'd as bash -c would.
+      const program = `sh -c 'trap "echo GOT-INT; exit 0" INT; echo READY; while :; do sleep 1; done'`;
+      const s = new InteractiveSsh({ port: t.port, key: t.key, login: t.login, command: program });
+      try {
+        await s.waitFor(/READY/);
+        await new Promise((r) => setTimeout(r, 200));
+        s.write('\x03');
+        await s.waitFor(/GOT-INT/);
+        assert.equal(await s.waitExit(), 0);
+      } finally {
+        s.kill();
+      }
+    });
+
+    it(`Ctrl-C to \`sleep 100\` in a terminal ends it: status ${h.interruptStatus ?? 130}`, async () => {
+      const s = new InteractiveSsh({ port: t.port, key: t.key, login: t.login, command: 'sh -c \'echo READY; exec sleep 100\'' });
+      try {
+        await s.waitFor(/READY/);
+        await new Promise((r) => setTimeout(r, 300));
+        s.write('\x03');
+        assert.equal(await s.waitExit(), h.interruptStatus ?? 130);
+      } finally {
+        s.kill();
+      }
+    });
+
     for (const c of [{ what: 'invalid login name', login: 'Not_Valid!', message: /invalid login name "Not_Valid!"/ }, ...h.errorCases]) {
       it(`error: ${c.what} -> one clear line on stderr, non-zero exit`, async () => {
         const r = await runSsh({ port: t.port, key: t.key, login: c.login, command: c.command ?? 'echo should-not-run' });
@@ -244,6 +292,29 @@ export function conformance(h: ConformanceHarness): void {
     it('keeps serving after errors: a normal command still works', async () => {
       const r = await run('echo still-here');
       assert.equal(r.stdout.toString(), 'still-here\n');
+    });
+  });
+  forcedCommandConformance(h);
+  streamsConformance(h);
+}
+
+/** A forced command stays forced whatever environment the client may set (issue 15). */
+function forcedCommandConformance(h: ConformanceHarness): void {
+  describe(`forced command and client environment: ${h.name}`, () => {
+    it('SetEnv of names the exec wrapper once used (n, i) cannot make anything but the forced command run', async () => {
+      const key = makeClientKey();
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-forced-'));
+      const authorizedKeys = path.join(dir, 'authorized_keys');
+      fs.writeFileSync(authorizedKeys, `command="echo forced:$LC_PB" ${key.publicLine}\n`);
+      const t = await h.start({ key, authorizedKeys, acceptEnv: ['LC_*', '?'] });
+      try {
+        const r = await runSsh({ port: t.port, key, login: t.login, command: 'echo asked', extraArgs: ['-o', 'SetEnv=n=1 LC_PB=x;echo\\ BYPASSED i=3'] });
+        assert.equal(r.stdout.toString(), 'forced:x;echo BYPASSED\n');
+        assert.equal(r.code, 0);
+      } finally {
+        await t.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 }

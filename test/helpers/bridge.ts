@@ -15,6 +15,8 @@ export interface TestBridge {
   dir: string;
   /** Parsed JSON log lines the bridge wrote. */
   logs: Array<Record<string, unknown>>;
+  /** SIGTERM's path: sessions are told, may finish within `graceMs`. close() afterwards waits for it. */
+  shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,14 +41,16 @@ export async function startTestBridge(input: ConfigInput & { key?: ClientKey } =
     authorizedKeys,
   });
   const bridge = await startBridge(config, createLogger('debug', sink));
+  let down: Promise<void> | null = null;
   return {
     bridge,
     port: bridge.server.address.port,
     key,
     dir,
     logs,
+    shutdown: (graceMs: number) => (down ??= bridge.shutdown(graceMs)),
     close: async () => {
-      await bridge.close();
+      await (down ?? bridge.close());
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -79,6 +79,18 @@ describe('config', () => {
     }
   });
 
+  it('refuses --accept-env patterns that could match the exec wrapper\'s own names, in one line naming the option', () => {
+    for (const pattern of ['*', 'P*', 'PODBRIDGE_SESSION', 'PODBRIDGE_*', 'pb_*', 'p?_s', '*_SESSION', '*S*']) {
+      assert.throws(() => buildConfig({ acceptEnv: ['LANG', pattern] }), (err: Error) => {
+        assert.match(err.message, new RegExp(`^accept-env "LANG ${pattern.replace(/[*?]/g, '\\$&')}": "${pattern.replace(/[*?]/g, '\\$&')}" could match PODBRIDGE_\\* or pb_\\*`));
+        assert.ok(!err.message.includes('\n'), 'one line');
+        return true;
+      });
+    }
+    // Narrow patterns, including the short names a wrapper counter once used, are fine now.
+    for (const pattern of ['LC_*', 'n', 'i', '?', 'X?', 'TZ', 'PB_*', 'pod*']) assert.doesNotThrow(() => buildConfig({ acceptEnv: [pattern] }), pattern);
+  });
+
   it('matches AcceptEnv patterns like sshd', () => {
     const p = ['LANG', 'LC_*', 'X?'];
     assert.ok(envAccepted('LANG', p));

@@ -53,6 +53,28 @@ describe('exec command builder', () => {
     assert.equal(r.stderr, 'err\n');
   });
 
+  it('keeps no state in variables a client can set: names the wrapper once used change nothing (issue 15)', () => {
+    // The old counter `n`: exporting n=1 first ended the export loop early and ran the next
+    // KEY=VALUE argument as the command, bypassing a forced command.
+    const env = { n: '1', LC_X: 'x; echo BYPASSED', i: '19' };
+    const r = run(noTty('echo ran; printf "%s|" "$n" "$LC_X" "$i"', env));
+    assert.equal(r.stdout, 'ran\n1|x; echo BYPASSED|19|');
+    assert.equal(r.status, 0);
+    // The same with a terminal size to wait for (the wait loop once counted in `i`).
+    const t = run({ command: 'echo ran; printf "%s|" "$i" "$n"', tty: { term: 'xterm', cols: 80, rows: 24 }, env });
+    assert.equal(t.stdout, 'ran\n19|1|');
+  });
+
+  it('execs a simple command (no shell left above it), and leaves builtins and shell syntax to the shell', () => {
+    // Exec'd all the way down, the program's parent is whoever started the wrapper (this test):
+    // no shell stays in between to catch the terminal's SIGINT.
+    assert.equal(run(noTty(`sh -c 'echo "$PPID"'`)).stdout, `${process.pid}\n`);
+    assert.notEqual(run(noTty(`sh -c 'echo "$PPID"'; true`)).stdout, `${process.pid}\n`, 'a list stays under its shell');
+    const { argv } = buildExecCommand(noTty(`python3 -c 'print(1)'`));
+    assert.equal(argv.at(-1), `exec python3 -c 'print(1)'`);
+    for (const cmd of ['exit 3', 'cd /tmp', 'echo hi', 'a | b', 'x=1 y', 'cmd; other', 'echo $HOME', '-l x', "'exit' 4"]) assert.equal(buildExecCommand(noTty(cmd)).argv.at(-1), cmd);
+  });
+
   it('exports env values byte for byte: spaces, quotes, $, backticks, newlines, =', () => {
     const tricky = {
       SPACES: '  two  spaces  ',

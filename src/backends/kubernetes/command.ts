@@ -8,6 +8,7 @@
  * so no value is ever parsed as shell text.
  */
 import type { ProcessSpec } from '../backend.ts';
+import { execSimpleCommand } from '../simple-command.ts';
 
 /** The wrapper's `$0`, so its own rare error messages say who is talking. */
 const WRAPPER_NAME = 'podbridge';
@@ -42,26 +43,41 @@ pb_report; unset -f pb_report; unset pb_s`;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-// $1 is the number of KEY=VALUE arguments that follow; `export "$1"` assigns one of them
-// verbatim (the name was validated here, the value is never re-parsed).
-const EXPORT_ENV = `n=$1; shift
-while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done`;
+/**
+ * Names the wrapper uses for itself. After the exports it keeps no state in variables at all
+ * (a client that may set a variable the wrapper reads could change what runs, bypassing a
+ * forced command: issue 15); these prefixes are still reserved, and config validation refuses
+ * `--accept-env` patterns that could match them (config.ts).
+ */
+export const WRAPPER_RESERVED_PREFIXES = ['PODBRIDGE_', 'pb_'] as const;
+
+/** Ends the KEY=VALUE arguments: never one of them (each holds a '='). */
+const END_OF_ENV = '--';
+
+// Each KEY=VALUE argument is exported verbatim (the name was validated here, the value is never
+// re-parsed) until the END_OF_ENV marker. No counter variable: an exported name can change
+// nothing the loop depends on.
+const EXPORT_ENV = `while [ "$1" != ${END_OF_ENV} ]; do export "$1"; shift; done
+shift`;
 
 // With a TTY the API server may apply our first resize after the process started (seen through
 // v4 endpoints), and a program that reads its size at once would see 0x0. Wait, bounded to about
 // a second, until the terminal has a size. Without stty (or fractional sleep) we skip or cap the
-// wait rather than delay every login.
-const WAIT_FOR_TTY_SIZE = `if command -v stty >/dev/null 2>&1; then
-  i=0
-  while [ "$i" -lt 20 ]; do
+// wait rather than delay every login. The count is the function's own positional parameters,
+// not a variable the user's environment could hold.
+const WAIT_FOR_TTY_SIZE = `pb_wait_size() {
+  set -- 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20
+  while [ "$#" -gt 0 ]; do
     case $(stty size 2>/dev/null) in
       ''|0\\ *|*\\ 0) ;;
-      *) break ;;
+      *) return 0 ;;
     esac
-    sleep 0.05 2>/dev/null || { sleep 1; break; }
-    i=$((i + 1))
+    sleep 0.05 2>/dev/null || { sleep 1; return 0; }
+    shift
   done
-fi`;
+}
+if command -v stty >/dev/null 2>&1; then pb_wait_size; fi
+unset -f pb_wait_size`;
 
 const RUN_COMMAND = `exec /bin/sh -c "$1"`;
 
@@ -105,7 +121,8 @@ export function buildExecCommand(spec: ProcessSpec, options: ExecCommandOptions 
   if (spec.tty !== null && spec.tty.cols > 0 && spec.tty.rows > 0) steps.push(WAIT_FOR_TTY_SIZE);
   steps.push(spec.command === null ? RUN_LOGIN_SHELL : RUN_COMMAND);
 
-  const argv = ['/bin/sh', '-c', steps.join('\n'), WRAPPER_NAME, String(assignments.length), ...assignments];
-  if (spec.command !== null) argv.push(spec.command);
+  const argv = ['/bin/sh', '-c', steps.join('\n'), WRAPPER_NAME, ...assignments, END_OF_ENV];
+  // A simple command is exec'd by the shell, as bash -c does (simple-command.ts).
+  if (spec.command !== null) argv.push(execSimpleCommand(spec.command));
   return { argv, droppedEnv };
 }

@@ -110,6 +110,10 @@ export class ExecStream implements RemoteProcess {
     return this.protocolVersion === 'v5';
   }
 
+  get protocol(): string {
+    return `${this.protocolVersion}.channel.k8s.io over WebSocket`;
+  }
+
   private readonly ws: WebSocket;
   private readonly target: ExecTarget;
   private readonly hasTty: boolean;
