@@ -214,11 +214,11 @@ export class Session {
       const d = check({ ...base, container: place.container, podName: place.pod });
       return d.allowed ? null : denial(d);
     };
-    this.log.info(
-      { target: targetName, kind, command, forced: plan.forced || undefined, tty: spec.tty ? `${spec.tty.cols}x${spec.tty.rows} ${spec.tty.term}` : null },
-      'session start',
-    );
-    audit.emit({ event: 'session-start', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, kind, command, tty: spec.tty !== null });
+    // What ran and why: the forced command (not what the client typed), and for sftp the
+    // subsystem's name (not the launcher script that finds sftp-server in the image).
+    const ran = { command: plan.command, subsystem: kind === 'subsystem:sftp' ? 'sftp' : undefined, forced: plan.forced ? identity.source.kind : (false as const), requested: plan.forced ? (plan.env.SSH_ORIGINAL_COMMAND ?? null) : undefined };
+    this.log.info({ target: targetName, kind, ...ran, forced: ran.forced || undefined, tty: spec.tty ? `${spec.tty.cols}x${spec.tty.rows} ${spec.tty.term}` : null }, 'session start');
+    audit.emit({ event: 'session-start', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, kind, ...ran, tty: spec.tty !== null });
 
     let proc: RemoteProcess;
     try {
