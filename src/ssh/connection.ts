@@ -13,7 +13,7 @@ import type { Logger } from '../log.ts';
 import { parseTarget, type Target } from '../target.ts';
 import type { PolicySource } from '../policy/index.ts';
 import type { Authenticator } from './auth.ts';
-import type { KeyedCounter, SourceBackoff } from './limits.ts';
+import { sourceKey, type KeyedCounter, type SourceBackoff } from './limits.ts';
 import { Session } from './session.ts';
 
 /** What all connections share: limits that span connections, and the live-session registry. */
@@ -54,7 +54,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
     audit.emit({ event: 'auth', conn, remote, result: 'failure', login: ctx.username, method: ctx.method, reason, ...fields });
     const blockMs = shared.backoff.fail(info.ip);
     if (blockMs > 0) {
-      log.warn({ ip: info.ip, seconds: blockMs / 1000 }, 'repeated authentication failures: source address backed off');
+      log.warn({ ip: info.ip, source: sourceKey(info.ip), seconds: blockMs / 1000 }, 'repeated authentication failures: source address backed off');
       audit.emit({ event: 'limit', conn, remote, limit: 'failure-backoff', detail: `${blockMs} ms` });
     }
     if (failures >= config.ssh.maxAuthTries) {
@@ -90,7 +90,6 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       target = err as BridgeError;
     }
     shared.markAuthenticated(remote);
-    shared.backoff.succeed(info.ip);
     log = log.child({ identity: identity.name, login: ctx.username });
     log.info({ fingerprint: decision.fingerprint, certKeyId: decision.certKeyId }, 'auth accepted');
     audit.emit({

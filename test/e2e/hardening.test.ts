@@ -119,6 +119,24 @@ describe('hardened front door', () => {
     }
   });
 
+  it('a successful login from the address does not wipe its failures (real client)', async () => {
+    const b = await startTestBridge({ backoffThreshold: 3 });
+    try {
+      const stranger = makeClientKey('stranger');
+      for (let i = 0; i < 2; i++) assert.equal((await runSsh({ port: b.port, key: stranger, login: 'x', command: 'true' })).code, 255);
+      const ok = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo in' });
+      assert.equal(ok.stdout.toString(), 'in\n', ok.stderr);
+      // The third failure in the window is the threshold, success or not in between.
+      await runSsh({ port: b.port, key: stranger, login: 'x', command: 'true' });
+      assert.ok(b.logs.some((l) => l.msg === 'repeated authentication failures: source address backed off' && l.source === '127.0.0.1'));
+      const blocked = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo in' });
+      assert.equal(blocked.code, 255);
+      assert.equal(blocked.stdout.length, 0);
+    } finally {
+      await b.close();
+    }
+  });
+
   it('caps concurrent unauthenticated connections (max-startups) and keeps serving', async () => {
     const b = await startTestBridge({ maxStartups: 3, loginGraceTime: 5 });
     const socks: net.Socket[] = [];
