@@ -7,6 +7,7 @@
 import type { Identity } from '../identity.ts';
 import { resolveKey, resolvePrincipals, type PolicySource } from '../policy/index.ts';
 import { CertificateError, checkCertificate, isCertificateAlgo, parseCertificate, verifyUserSignature } from './certificates.ts';
+import { weakKeyProblem } from './key-rules.ts';
 import { fingerprint } from './keys.ts';
 
 export interface PublicKeyAttempt {
@@ -40,7 +41,21 @@ export function policyAuthenticator(source: PolicySource, now: () => Date = () =
   };
 }
 
+/**
+ * OpenSSH 8.8+ refuses `ssh-rsa` (RSA with SHA-1) signatures by default; so do we, for keys and
+ * certificates alike (certificates.ts refuses ssh-rsa-cert-v01). ssh2 reports an rsa-sha2-256/512
+ * request as algorithm ssh-rsa with hashAlgo sha256/sha512, and a SHA-1 one without a hashAlgo.
+ */
+function weakSignatureProblem(attempt: PublicKeyAttempt): string | null {
+  if (attempt.keyAlgo === 'ssh-rsa' && attempt.hashAlgo === undefined) {
+    return 'ssh-rsa (RSA with SHA-1) signatures are refused; the client must offer rsa-sha2-256 or rsa-sha2-512 (OpenSSH 7.2+ does)';
+  }
+  return null;
+}
+
 function keyLogin(source: PolicySource, attempt: PublicKeyAttempt, now: Date): AuthDecision {
+  const weak = weakKeyProblem(attempt.keyBlob) ?? weakSignatureProblem(attempt);
+  if (weak !== null) return { kind: 'reject', reason: weak, fingerprint: fingerprint(attempt.keyBlob) };
   let r = resolveKey(source.current(), attempt.keyBlob, attempt.remote, now);
   // sshd reads authorized_keys at every login: a key added a moment ago (even where the file's
   // directory did not exist to be watched) must work at once. A digest check makes this cheap.
@@ -67,6 +82,8 @@ function certificateLogin(source: PolicySource, attempt: PublicKeyAttempt, now: 
     throw err;
   }
   const fp = fingerprint(cert.publicKeyBlob);
+  const weak = weakKeyProblem(cert.publicKeyBlob);
+  if (weak !== null) return { kind: 'reject', reason: `certified key: ${weak}`, fingerprint: fp };
   const checked = checkCertificate(cert, {
     authorities: policy.certificateAuthorities.map((ca) => ({ blob: ca.blob, fingerprint: ca.fingerprint, comment: ca.name })),
     now,
