@@ -46,6 +46,10 @@ await yargs(hideBin(process.argv))
         .option('max-startups', { type: 'number', describe: 'Concurrent unauthenticated connections', default: 100 })
         .option('max-sessions', { type: 'number', describe: 'Sessions per connection', default: 10 })
         .option('max-sessions-per-identity', { type: 'number', describe: 'Concurrent sessions of one identity', default: 64 })
+        .option('max-connections-per-identity', { type: 'number', describe: 'Concurrent authenticated connections of one identity', default: 32 })
+        .option('max-connections-per-source', { type: 'number', describe: 'Concurrent authenticated connections from one address (IPv6: one /64)', default: 128 })
+        .option('max-connection-time', { type: 'number', describe: 'Seconds after which a connection is closed, sessions and all (0 = off)', default: 24 * 3600 })
+        .option('strict-modes', { type: 'boolean', describe: 'Refuse a policy or authorized_keys file that others could write (sshd StrictModes); --no-strict-modes turns it off', default: true })
         .option('backoff-threshold', { type: 'number', describe: 'Failed logins per minute from one address before it must wait (5 s, doubling)', default: 10 })
         .option('kex', { type: 'string', array: true, describe: 'Key exchange algorithms', defaultDescription: 'curve25519, DH group 16/18' })
         .option('ciphers', { type: 'string', array: true, describe: 'Ciphers', defaultDescription: 'chacha20-poly1305, AES-GCM, AES-CTR' })
@@ -82,6 +86,10 @@ await yargs(hideBin(process.argv))
           maxStartups: argv.maxStartups,
           maxSessions: argv.maxSessions,
           maxSessionsPerIdentity: argv.maxSessionsPerIdentity,
+          maxConnectionsPerIdentity: argv.maxConnectionsPerIdentity,
+          maxConnectionsPerSource: argv.maxConnectionsPerSource,
+          maxConnectionTime: argv.maxConnectionTime,
+          strictModes: argv.strictModes,
           backoffThreshold: argv.backoffThreshold,
           kex: argv.kex,
           ciphers: argv.ciphers,

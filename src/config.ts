@@ -25,6 +25,8 @@ export const configSchema = z.object({
   authorizedKeys: z.string().min(1),
   /** Access policy file (YAML); null: authorized_keys is the whole policy. */
   policy: z.string().min(1).nullable(),
+  /** Refuse a policy or authorized_keys file that others could write (sshd StrictModes). */
+  strictModes: z.boolean(),
   backend: z.enum(['auto', 'kubernetes', 'local']),
   kubernetes: z.object({
     kubeconfig: z.string().min(1).optional(),
@@ -52,6 +54,12 @@ export const configSchema = z.object({
     maxSessionsPerConnection: z.number().int().min(1),
     /** Concurrent sessions of one identity across all its connections. */
     maxSessionsPerIdentity: z.number().int().min(1),
+    /** Authenticated connections of one identity at a time. */
+    maxConnectionsPerIdentity: z.number().int().min(1),
+    /** Authenticated connections from one source (an IPv4 address, an IPv6 /64) at a time. */
+    maxConnectionsPerSource: z.number().int().min(1),
+    /** A connection is closed after this long, whatever runs on it (ControlMaster, ControlPersist); 0 = off. */
+    maxConnectionMs: z.number().int().min(0),
     /** Per-source back-off after repeated authentication failures. */
     backoff: z.object({
       threshold: z.number().int().min(1),
@@ -124,6 +132,11 @@ export interface ConfigInput {
   maxStartups?: number;
   maxSessions?: number;
   maxSessionsPerIdentity?: number;
+  maxConnectionsPerIdentity?: number;
+  maxConnectionsPerSource?: number;
+  /** Seconds; 0 = off. */
+  maxConnectionTime?: number;
+  strictModes?: boolean;
   /** Failed logins per minute from one address before it must wait (doubling each time). */
   backoffThreshold?: number;
   /** Files whose text is the pre-auth banner / message of the day. */
@@ -147,6 +160,7 @@ export function buildConfig(input: ConfigInput): Config {
     hostKeys: input.hostKey && input.hostKey.length > 0 ? input.hostKey : [DEFAULT_HOST_KEY],
     authorizedKeys: input.authorizedKeys ?? defaultAuthorizedKeys(),
     policy: input.policy ?? null,
+    strictModes: input.strictModes ?? true,
     backend: input.backend ?? 'auto',
     kubernetes: { kubeconfig: input.kubeconfig, context: input.context, namespace: input.namespace },
     session: {
@@ -170,6 +184,9 @@ export function buildConfig(input: ConfigInput): Config {
       maxStartups: input.maxStartups ?? 100,
       maxSessionsPerConnection: input.maxSessions ?? 10,
       maxSessionsPerIdentity: input.maxSessionsPerIdentity ?? 64,
+      maxConnectionsPerIdentity: input.maxConnectionsPerIdentity ?? 32,
+      maxConnectionsPerSource: input.maxConnectionsPerSource ?? 128,
+      maxConnectionMs: seconds(input.maxConnectionTime ?? 24 * 3600),
       backoff: { threshold: input.backoffThreshold ?? 10, windowMs: 60_000, baseMs: 5_000, maxMs: 300_000 },
       banner: readTextFile(input.banner, 'ssh.banner'),
       motd: readTextFile(input.motd, 'ssh.motd'),

@@ -17,6 +17,7 @@ import path from 'node:path';
 import type { Logger } from '../log.ts';
 import { fromAuthorizedKeys } from './authorized-keys.ts';
 import { PolicyError } from './errors.ts';
+import { untrustedFileProblem } from './file-trust.ts';
 import { digestOf, parsePolicy } from './load.ts';
 import type { Policy, PolicyKind } from './types.ts';
 
@@ -29,6 +30,8 @@ export interface PolicySourceOptions {
   watch?: boolean;
   /** Quiet time after the last change event before reading; default 300 ms (editors write in bursts). */
   debounceMs?: number;
+  /** Refuse a file (or a directory above it) that others could write, as sshd's StrictModes; default true. */
+  strictModes?: boolean;
   /** Called after a new policy replaced the previous one. */
   onChange?: (policy: Policy, previous: Policy) => void;
 }
@@ -118,13 +121,21 @@ export class PolicySource {
 
   private read(): { ok: true; text: string } | { ok: false; error: PolicyError } {
     const { file, kind } = this.options;
+    const what = kind === 'policy-file' ? 'policy' : 'authorized_keys';
+    if (this.options.strictModes ?? true) {
+      const problem = untrustedFileProblem(file);
+      if (problem !== null) {
+        const message = `not trusted: ${problem} (sshd's StrictModes rule: whoever can write it can let themselves in)`;
+        return { ok: false, error: new PolicyError(file, [{ file, line: 0, path: [], message }]) };
+      }
+    }
     try {
       return { ok: true, text: fs.readFileSync(file, 'utf8') };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // sshd reads a missing authorized_keys as "no keys": every login is refused until it exists.
       if (kind === 'authorized-keys' && code === 'ENOENT') return { ok: true, text: '' };
-      const message = `cannot read the ${kind === 'policy-file' ? 'policy' : 'authorized_keys'} file: ${(err as Error).message}`;
+      const message = `cannot read the ${what} file: ${(err as Error).message}`;
       return { ok: false, error: new PolicyError(file, [{ file, line: 0, path: [], message }]) };
     }
   }

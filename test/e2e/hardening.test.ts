@@ -137,6 +137,25 @@ describe('hardened front door', () => {
     }
   });
 
+  it('StrictModes: a key added to an authorized_keys file that others can write is not let in', async () => {
+    const b = await startTestBridge({});
+    try {
+      const file = path.join(b.dir, 'authorized_keys');
+      const intruder = makeClientKey('intruder');
+      fs.chmodSync(file, 0o666);
+      fs.appendFileSync(file, `${intruder.publicLine}\n`);
+      const r = await runSsh({ port: b.port, key: intruder, login: 'x', command: 'echo in' });
+      assert.equal(r.code, 255);
+      assert.equal(r.stdout.length, 0);
+      assert.ok(b.logs.some((l) => l.level === 50 && /authorized_keys: not trusted: it is writable by others \(mode 0666\)/.test(String(l.err))), JSON.stringify(b.logs.filter((l) => l.level === 50)));
+      fs.chmodSync(file, 0o600);
+      const fixed = await runSsh({ port: b.port, key: intruder, login: 'x', command: 'echo in' });
+      assert.equal(fixed.stdout.toString(), 'in\n', 'once the mode is fixed the file is read again');
+    } finally {
+      await b.close();
+    }
+  });
+
   it('caps concurrent unauthenticated connections (max-startups) and keeps serving', async () => {
     const b = await startTestBridge({ maxStartups: 3, loginGraceTime: 5 });
     const socks: net.Socket[] = [];
