@@ -39,7 +39,8 @@ export interface SessionTimeouts {
 export interface SessionContext {
   backend: Backend;
   policy: PolicySource;
-  /** The parsed login name, or why it could not be parsed (reported when the session starts). */
+  /** The parsed login name, or why no session can start here (a bad login name, a credential
+   *  the policy no longer accepts, a connection cap), reported when the session starts. */
   target: Target | BridgeError;
   identity: Identity;
   acceptEnv: readonly string[];
