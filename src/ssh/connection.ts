@@ -224,7 +224,6 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
         sessions.delete(session);
         shared.sessions.delete(session);
         if (counted) shared.identitySessions.release(who.name);
-        if (refusal !== null && sessions.size === 0) client.end();
       });
     });
   });
