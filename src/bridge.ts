@@ -34,8 +34,8 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   // listed key in with the bridge's own Kubernetes credentials. One code path either way.
   const policy = PolicySource.open(
     config.policy
-      ? { file: config.policy, kind: 'policy-file', log }
-      : { file: config.authorizedKeys, kind: 'authorized-keys', log },
+      ? { file: config.policy, kind: 'policy-file', log, strictModes: config.strictModes }
+      : { file: config.authorizedKeys, kind: 'authorized-keys', log, strictModes: config.strictModes },
   );
   const authenticator = policyAuthenticator(policy);
   const audit = createAudit(config.auditLog);

@@ -24,6 +24,8 @@ export const configSchema = z.object({
   authorizedKeys: z.string().min(1),
   /** Access policy file (YAML); null: authorized_keys is the whole policy. */
   policy: z.string().min(1).nullable(),
+  /** Refuse a policy or authorized_keys file that others could write (sshd StrictModes). */
+  strictModes: z.boolean(),
   backend: z.enum(['auto', 'kubernetes', 'local']),
   kubernetes: z.object({
     kubeconfig: z.string().min(1).optional(),
@@ -51,6 +53,12 @@ export const configSchema = z.object({
     maxSessionsPerConnection: z.number().int().min(1),
     /** Concurrent sessions of one identity across all its connections. */
     maxSessionsPerIdentity: z.number().int().min(1),
+    /** Authenticated connections of one identity at a time. */
+    maxConnectionsPerIdentity: z.number().int().min(1),
+    /** Authenticated connections from one source (an IPv4 address, an IPv6 /64) at a time. */
+    maxConnectionsPerSource: z.number().int().min(1),
+    /** A connection is closed after this long, whatever runs on it (ControlMaster, ControlPersist); 0 = off. */
+    maxConnectionMs: z.number().int().min(0),
     /** Per-source back-off after repeated authentication failures. */
     backoff: z.object({
       threshold: z.number().int().min(1),
@@ -126,6 +134,7 @@ function configFrom({ values: v, sources }: Resolved): Config {
     hostKeys: v.hostKey,
     authorizedKeys: v.authorizedKeys,
     policy: v.policy,
+    strictModes: v.strictModes,
     backend: v.backend,
     kubernetes: { kubeconfig: v.kubeconfig, context: v.context, namespace: v.namespace },
     session: {
@@ -144,6 +153,9 @@ function configFrom({ values: v, sources }: Resolved): Config {
       maxStartups: v.maxStartups,
       maxSessionsPerConnection: v.maxSessions,
       maxSessionsPerIdentity: v.maxSessionsPerIdentity,
+      maxConnectionsPerIdentity: v.maxConnectionsPerIdentity,
+      maxConnectionsPerSource: v.maxConnectionsPerSource,
+      maxConnectionMs: v.maxConnectionTime,
       backoff: { threshold: v.backoffThreshold, windowMs: 60_000, baseMs: 5_000, maxMs: 300_000 },
       banner: v.banner,
       motd: v.motd,

@@ -203,6 +203,15 @@ export const SETTINGS = {
     default: (): string | undefined => undefined,
     parse: text,
   }),
+  strictModes: setting({
+    group: 'Where and who',
+    describe: 'Refuse a policy or authorized_keys file that others could write (sshd StrictModes); --no-strict-modes turns it off',
+    doc: "Refuse a policy or authorized_keys file (or a directory above it) that is not owned by root or the bridge's user, or that group/others could write (sshd's StrictModes; sticky directories and read-only mounts such as ConfigMap/Secret volumes pass). `--no-strict-modes` turns it off.",
+    defaultText: 'yes',
+    default: () => true,
+    parse: yesNo,
+    flag: true,
+  }),
   acceptEnv: setting({
     group: 'Where and who',
     describe: 'Environment variables clients may set (sshd AcceptEnv; * and ? wildcards)',
@@ -318,6 +327,29 @@ export const SETTINGS = {
     default: () => 64,
     parse: integer(1),
   }),
+  maxConnectionsPerIdentity: setting({
+    group: 'The SSH front door',
+    describe: 'Concurrent authenticated connections of one identity',
+    doc: 'Concurrent authenticated connections of one identity; the one over the limit is told why in one line.',
+    defaultText: '64',
+    default: () => 64,
+    parse: integer(1),
+  }),
+  maxConnectionsPerSource: setting({
+    group: 'The SSH front door',
+    describe: 'Concurrent authenticated connections from one address (IPv6: one /64)',
+    defaultText: '256',
+    default: () => 256,
+    parse: integer(1),
+  }),
+  maxConnectionTime: setting({
+    group: 'The SSH front door',
+    describe: 'Seconds after which a connection is closed, sessions and all (0 = off)',
+    doc: 'Seconds after which a connection is closed, its sessions told why (0 = off); a warning comes `--session-warning` seconds before.',
+    defaultText: '86400 (24 h)',
+    default: () => 24 * 3600 * 1000,
+    parse: seconds(0),
+  }),
   kex: setting({
     group: 'The SSH front door',
     describe: 'Key exchange algorithms offered',
@@ -361,7 +393,7 @@ export const SETTINGS = {
   // ---- logging and audit
   auditLog: setting({
     group: 'Logging and audit',
-    describe: 'Audit events as JSON lines: a file (appended), or - for stdout',
+    describe: 'Audit events as JSON lines: a file (appended; created 0600), or - for stdout',
     defaultText: 'none',
     default: (): string | null => null,
     parse: optionalText,

@@ -87,9 +87,11 @@ export async function startBridgeProcess(o: BridgeOptions): Promise<BridgeProces
     '--authorized-keys', authorizedKeys,
     '--backend', 'kubernetes',
     '--kubeconfig', o.kubeconfig,
-    // The scale scenario holds thousands of sessions of one key: lift the per-identity and
-    // start-up limits, keep every other default (keepalives, algorithms, logging at info).
+    // The scale scenario holds thousands of sessions of one key: lift the per-identity, per-source
+    // and start-up limits, keep every other default (keepalives, algorithms, logging at info).
     '--max-sessions-per-identity', '100000',
+    '--max-connections-per-identity', '100000',
+    '--max-connections-per-source', '100000',
     '--max-startups', '1000',
     '--shutdown-grace', '0',
     ...(o.extraArgs ?? []),
