@@ -11,7 +11,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startBridgeProcess, type BridgeProcess } from './lib/bridge.ts';
 import { loginName, parsePodTarget, startFixture, useKubeconfig, type Cluster } from './lib/cluster.ts';
@@ -30,8 +29,10 @@ import { setup } from './scenarios/setup.ts';
 import { streams } from './scenarios/streams.ts';
 import { throughput } from './scenarios/throughput.ts';
 import { DOC_TEMPLATE } from './lib/doc-template.ts';
+import { REPO } from '../test/helpers/paths.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The checkout (results and docs are written there), wherever this compiled file runs from. */
+const ROOT = REPO;
 const SCENARIOS = ['download', 'upload', 'latency', 'setup', 'streams', 'scale'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 

@@ -22,7 +22,23 @@ export type AuditEvent =
       reason?: string;
     }
   | { event: 'denied'; conn: string; remote: string; identity: string; target: string; reason: string }
-  | { event: 'session-start'; conn: string; remote: string; identity: string; target: string; kind: string; command: string | null; tty: boolean }
+  | {
+      event: 'session-start';
+      conn: string;
+      remote: string;
+      identity: string;
+      target: string;
+      kind: string;
+      /** What ran: the forced command when there is one, else the client's command; null for a
+       *  shell and for the sftp subsystem (`subsystem` says which). Never the bridge's launchers. */
+      command: string | null;
+      subsystem?: string;
+      /** A forced command replaced the request: `key` (command=) or `certificate` (force-command). */
+      forced: 'key' | 'certificate' | false;
+      /** Under a forced command: what the client asked for (its SSH_ORIGINAL_COMMAND). */
+      requested?: string | null;
+      tty: boolean;
+    }
   | { event: 'session-end'; conn: string; remote: string; identity: string; target: string; kind: string; exit: string; durationMs: number }
   | { event: 'limit'; conn?: string; remote: string; limit: string; detail: string }
   | { event: 'disconnect'; conn: string; remote: string; durationMs: number };
@@ -34,7 +50,9 @@ export interface Audit {
 
 export function createAudit(destination: string | null): Audit {
   if (destination === null) return { emit: () => {}, close: async () => {} };
-  const dest = destination === '-' ? pino.destination(1) : pino.destination({ dest: destination, append: true, mkdir: true, sync: false });
+  // 0600: the trail holds every command line people typed, which can carry secrets. The mode
+  // applies when the file is created; an existing file keeps the mode its operator gave it.
+  const dest = destination === '-' ? pino.destination(1) : pino.destination({ dest: destination, append: true, mkdir: true, sync: false, mode: 0o600 });
   const out: PinoLogger = pino({ base: { audit: true }, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'event_message' }, dest);
   // Connections can close while the bridge shuts down; their last events must not throw into a
   // closed file.

@@ -34,15 +34,22 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   // listed key in with the bridge's own Kubernetes credentials. One code path either way.
   const policy = PolicySource.open(
     config.policy
-      ? { file: config.policy, kind: 'policy-file', log }
-      : { file: config.authorizedKeys, kind: 'authorized-keys', log },
+      ? { file: config.policy, kind: 'policy-file', log, strictModes: config.strictModes }
+      : { file: config.authorizedKeys, kind: 'authorized-keys', log, strictModes: config.strictModes },
   );
-  if (!config.policy) log.info({ file: config.authorizedKeys }, 'no --policy: authorized_keys keys may enter any pod, acting with the bridge\'s own Kubernetes credentials (no impersonation)');
   const authenticator = policyAuthenticator(policy);
   const audit = createAudit(config.auditLog);
 
   const { backend, reason } = await selectBackend(config, log);
   log.info({ backend: backend.name, reason }, `backend: ${backend.describe()}`);
+  if (!config.policy) {
+    log.info(
+      { file: config.authorizedKeys },
+      backend.name === 'local'
+        ? 'no --policy: every key in authorized_keys may open a shell on this machine'
+        : "no --policy: every key in authorized_keys may enter any pod, acting with the bridge's own Kubernetes credentials (no impersonation)",
+    );
+  }
 
   let listen = config.listen;
   if (backend.name === 'local') {

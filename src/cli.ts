@@ -1,13 +1,13 @@
 #!/usr/bin/env node
-/** Command line: parse, build the config, start things. No logic lives here. */
-import fs from 'node:fs';
-import YAML from 'yaml';
+/** Command line: parse, build the config, start things. No logic lives here; the options come
+ *  from the settings table (src/settings.ts). */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { startBridge } from './bridge.ts';
-import { buildConfig, DEFAULT_HOST_KEY, defaultAuthorizedKeys } from './config.ts';
+import { loadConfig, type Config } from './config.ts';
 import { createLogger, type Logger, type LogLevel } from './log.ts';
-import { loadOrCreateHostKey, MIN_RSA_BITS } from './ssh/keys.ts';
+import { DEFAULT_HOST_KEY, flagHint, SettingError, yargsOptions } from './settings.ts';
+import { keygenProblem, loadOrCreateHostKey, MAX_RSA_BITS, MIN_RSA_BITS, type HostKeyType } from './ssh/keys.ts';
 
 /** Start-up failures go to the log and, for the person at the terminal, as one line on stderr. */
 function fatal(log: Logger, message: string, code: number): never {
@@ -16,85 +16,39 @@ function fatal(log: Logger, message: string, code: number): never {
   process.exit(code);
 }
 
-await yargs(hideBin(process.argv))
+/** A mistake on the command line: one line, no stack, no log (there is no bridge yet). */
+function usageError(message: string): never {
+  process.stderr.write(`podbridge: ${message}\n`);
+  process.exit(2);
+}
+
+const cli = yargs(hideBin(process.argv));
+// Every setting parses its own text (so an error can quote it): the help shows no types.
+// (yargs 18 has usageConfiguration; @types/yargs 17 does not declare it yet.)
+(cli as unknown as { usageConfiguration(c: Record<string, boolean>): unknown }).usageConfiguration({ 'hide-types': true });
+
+await cli
   .scriptName('podbridge')
-  .usage('$0 <command> [options]\n\nSSH into Kubernetes pods with any SSH client: ssh -p 2222 NAMESPACE.POD@bridge')
-  .env('PODBRIDGE')
+  .usage('$0 [serve] [options]       start the bridge\n$0 keygen [FILE] [options] make a host key\n\nSSH into Kubernetes pods with any SSH client: ssh -p 2222 NAMESPACE.POD@bridge')
   .command(
-    'serve',
-    'Start the SSH bridge',
+    ['serve', '$0'],
+    'Start the SSH bridge (the default command)',
     (y) =>
       y
-        .config('config', 'YAML or JSON file with any of these options (flags win)', (file: string) => YAML.parse(fs.readFileSync(file, 'utf8')) as object)
-        .option('listen', { type: 'string', describe: 'Address to listen on: HOST:PORT, [IPv6]:PORT or PORT', defaultDescription: '127.0.0.1:2222' })
-        .option('host-key', { type: 'string', array: true, describe: 'Host private key file or directory of keys (a Secret mount); a missing file is generated (ed25519)', defaultDescription: DEFAULT_HOST_KEY })
-        .option('authorized-keys', { type: 'string', describe: 'OpenSSH authorized_keys file of the keys allowed in', defaultDescription: defaultAuthorizedKeys() })
-        .option('policy', { type: 'string', describe: 'Access policy file (YAML): identities, certificate authorities, rules, impersonation; see docs/policy.md' })
-        .option('backend', { choices: ['auto', 'kubernetes', 'local'] as const, default: 'auto', describe: 'Where sessions run; auto = kubernetes if a kubeconfig or in-cluster config exists, else local shells' })
-        .option('kubeconfig', { type: 'string', describe: 'kubeconfig file', defaultDescription: '$KUBECONFIG, ~/.kube/config, in-cluster' })
-        .option('context', { type: 'string', describe: 'kubeconfig context', defaultDescription: 'current-context' })
-        .option('namespace', { type: 'string', describe: 'Namespace for login names without one', defaultDescription: "the context's, else default" })
-        .option('accept-env', { type: 'string', array: true, describe: 'Environment variables clients may set (sshd AcceptEnv; * wildcards)', defaultDescription: 'LANG LC_* LANGUAGE TZ' })
-        .option('idle-timeout', { type: 'number', describe: 'Seconds without traffic before a session is ended (0 = off)', default: 0 })
-        .option('max-session-time', { type: 'number', describe: 'Seconds after which any session is ended (0 = off)', default: 12 * 3600 })
-        .option('session-warning', { type: 'number', describe: 'Seconds before an idle or duration cut that the user is warned', default: 60 })
-        .option('terminate-grace', { type: 'number', describe: "Seconds between HUP and KILL for an ended session's processes", default: 2 })
-        .option('shutdown-grace', { type: 'number', describe: 'Seconds sessions may go on after SIGTERM', default: 30 })
-        .option('keepalive-interval', { type: 'number', describe: 'Seconds between SSH keepalives (0 = off)', default: 15 })
-        .option('login-grace-time', { type: 'number', describe: 'Seconds a connection has to authenticate', default: 30 })
-        .option('max-auth-tries', { type: 'number', describe: 'Failed authentication requests per connection', default: 6 })
-        .option('max-startups', { type: 'number', describe: 'Concurrent unauthenticated connections', default: 100 })
-        .option('max-sessions', { type: 'number', describe: 'Sessions per connection', default: 10 })
-        .option('max-sessions-per-identity', { type: 'number', describe: 'Concurrent sessions of one identity', default: 64 })
-        .option('backoff-threshold', { type: 'number', describe: 'Failed logins per minute from one address before it must wait (5 s, doubling)', default: 10 })
-        .option('kex', { type: 'string', array: true, describe: 'Key exchange algorithms', defaultDescription: 'curve25519, DH group 16/18' })
-        .option('ciphers', { type: 'string', array: true, describe: 'Ciphers', defaultDescription: 'chacha20-poly1305, AES-GCM, AES-CTR' })
-        .option('macs', { type: 'string', array: true, describe: 'MACs', defaultDescription: 'hmac-sha2-256/512-etm' })
-        .option('host-key-algorithms', { type: 'string', array: true, describe: 'Host key signature algorithms', defaultDescription: 'ssh-ed25519 rsa-sha2-512 rsa-sha2-256' })
-        .option('banner', { type: 'string', describe: 'File shown to clients before authentication' })
-        .option('motd', { type: 'string', describe: 'File shown at the start of interactive shells' })
-        .option('audit-log', { type: 'string', describe: 'Audit events as JSON lines: a file, or - for stdout' })
-        .option('log-level', { choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, default: 'info' as const })
+        .option('config', { type: 'string', describe: 'YAML or JSON file of settings (keys as the flags: idle-timeout: 60); flags and PODBRIDGE_* win over it', requiresArg: true, group: 'Where and who:' })
+        .options(yargsOptions())
+        .epilogue('Each option can also be set as PODBRIDGE_<OPTION> (PODBRIDGE_IDLE_TIMEOUT=60) or in the --config file. Details: docs/configuration.md')
         .example('$0 serve', 'serve the current kubeconfig context (or local shells) on 127.0.0.1:2222')
         .example('$0 serve --listen 0.0.0.0:2222 --kubeconfig ~/.kube/prod', 'serve a cluster on every interface'),
     async (argv) => {
-      const log = createLogger(argv.logLevel as LogLevel);
-      let config;
+      let config: Config;
       try {
-        config = buildConfig({
-          listen: argv.listen,
-          hostKey: argv.hostKey,
-          authorizedKeys: argv.authorizedKeys,
-          policy: argv.policy,
-          backend: argv.backend,
-          kubeconfig: argv.kubeconfig,
-          context: argv.context,
-          namespace: argv.namespace,
-          acceptEnv: argv.acceptEnv,
-          idleTimeout: argv.idleTimeout,
-          maxSessionTime: argv.maxSessionTime,
-          sessionWarning: argv.sessionWarning,
-          terminateGrace: argv.terminateGrace,
-          shutdownGrace: argv.shutdownGrace,
-          keepaliveInterval: argv.keepaliveInterval,
-          loginGraceTime: argv.loginGraceTime,
-          maxAuthTries: argv.maxAuthTries,
-          maxStartups: argv.maxStartups,
-          maxSessions: argv.maxSessions,
-          maxSessionsPerIdentity: argv.maxSessionsPerIdentity,
-          backoffThreshold: argv.backoffThreshold,
-          kex: argv.kex,
-          ciphers: argv.ciphers,
-          macs: argv.macs,
-          hostKeyAlgorithms: argv.hostKeyAlgorithms,
-          banner: argv.banner,
-          motd: argv.motd,
-          auditLog: argv.auditLog,
-          logLevel: argv.logLevel,
-        });
+        config = loadConfig({ flags: argv, env: process.env, configFile: typeof argv.config === 'string' ? argv.config : (process.env.PODBRIDGE_CONFIG ?? null) });
       } catch (err) {
-        fatal(log, (err as Error).message, 2);
+        if (err instanceof SettingError) usageError(err.message);
+        throw err;
       }
+      const log = createLogger(config.logLevel as LogLevel);
       // Handlers first: a SIGTERM that arrives while the bridge starts must still shut it down cleanly.
       const starting = startBridge(config, log).catch((err: Error) => fatal(log, err.message, 1));
       let stopping = false;
@@ -118,15 +72,35 @@ await yargs(hideBin(process.argv))
     'Generate a host key (if the file does not exist) and print its fingerprint',
     (y) =>
       y
-        .positional('file', { type: 'string', default: DEFAULT_HOST_KEY })
-        .option('type', { choices: ['ed25519', 'rsa'] as const, default: 'ed25519' as const })
-        .option('bits', { type: 'number', default: MIN_RSA_BITS, describe: `RSA key size (at least ${MIN_RSA_BITS})` }),
+        .positional('file', { type: 'string', default: DEFAULT_HOST_KEY, describe: `Where to write the private key; the public key goes beside it as FILE.pub [default: ${DEFAULT_HOST_KEY}]` })
+        .option('type', { choices: ['ed25519', 'rsa'] as const, default: 'ed25519' as const, describe: 'Key type: ed25519 (recommended), or rsa for clients that cannot use ed25519 [default: ed25519]' })
+        .option('bits', { type: 'string', requiresArg: true, describe: `RSA key size, ${MIN_RSA_BITS} to ${MAX_RSA_BITS} [default: ${MIN_RSA_BITS}]` }),
     (argv) => {
-      const key = loadOrCreateHostKey(argv.file, argv.type, argv.bits);
-      process.stdout.write(`${key.generated ? 'generated' : 'exists'}: ${key.file} ${key.type} ${key.fingerprint}\n`);
+      const type = argv.type as HostKeyType;
+      const bits = argv.bits === undefined ? MIN_RSA_BITS : Number(argv.bits);
+      if (argv.bits !== undefined && type !== 'rsa') usageError('--bits applies to --type rsa only (ed25519 keys have one size)');
+      if (argv.bits !== undefined && !/^\d+$/.test(argv.bits)) usageError(`--bits "${argv.bits}": expected a whole number of bits, ${MIN_RSA_BITS} to ${MAX_RSA_BITS}`);
+      const problem = keygenProblem(type, bits);
+      if (problem !== null) usageError(problem);
+      try {
+        const key = loadOrCreateHostKey(argv.file, type, bits);
+        process.stdout.write(`${key.generated ? 'generated' : 'exists'}: ${key.file} ${key.type} ${key.fingerprint}\n`);
+      } catch (err) {
+        usageError((err as Error).message);
+      }
     },
   )
-  .demandCommand(1, 'Say what to do: podbridge serve (start the bridge) or podbridge keygen')
   .strict()
+  // yargs' own complaints (unknown option, missing value) as one line too, with the way to help.
+  .fail((msg, err) => {
+    if (err) throw err;
+    const unknown = /^Unknown arguments?: (.*)$/.exec(msg.split('\n')[0] ?? '');
+    if (unknown) {
+      // yargs names each unknown flag twice (idle-timout, idleTimout): keep what the user typed.
+      const typed = (unknown[1] ?? '').split(', ').filter((a) => !/[A-Z]/.test(a));
+      usageError(`unknown option ${typed.map((t) => `--${t}${flagHint(t)}`).join(', ')}; podbridge --help lists the options`);
+    }
+    usageError(`${msg.split('\n')[0]} (podbridge --help lists the options)`);
+  })
   .help()
   .parseAsync();

@@ -1,22 +1,20 @@
 /**
- * The one configuration object. CLI flags and PODBRIDGE_* environment variables (yargs) are
- * gathered into a plain object and validated here, so every module receives typed, checked values
- * with safe defaults and a bad value fails start-up with a message naming the setting.
+ * The one configuration object, built from the settings table (src/settings.ts: flags,
+ * PODBRIDGE_* environment, `--config` file, defaults) into the shape the modules use. The zod
+ * schema is the last check of that shape; a value a person wrote is checked, and named as they
+ * wrote it, by the table.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { z } from 'zod';
-import { DEFAULT_ALGORITHMS, checkAlgorithms } from './ssh/algorithms.ts';
 import { WRAPPER_RESERVED_PREFIXES } from './backends/kubernetes/command.ts';
+import { DEFAULT_ALGORITHMS, checkAlgorithms } from './ssh/algorithms.ts';
+import { describeSource, resolveSettings, SettingError, type Layers, type Resolved, type SettingName, type SettingsInput } from './settings.ts';
 
-export const DEFAULT_PORT = 2222;
+export { DEFAULT_HOST_KEY, DEFAULT_PORT, defaultAuthorizedKeys, parseListen, type ListenAddress } from './settings.ts';
 
 const listenSchema = z.object({
   host: z.string().min(1),
   port: z.number().int().min(0).max(65535),
 });
-export type ListenAddress = z.infer<typeof listenSchema>;
 
 export const configSchema = z.object({
   listen: listenSchema,
@@ -26,6 +24,8 @@ export const configSchema = z.object({
   authorizedKeys: z.string().min(1),
   /** Access policy file (YAML); null: authorized_keys is the whole policy. */
   policy: z.string().min(1).nullable(),
+  /** Refuse a policy or authorized_keys file that others could write (sshd StrictModes). */
+  strictModes: z.boolean(),
   backend: z.enum(['auto', 'kubernetes', 'local']),
   kubernetes: z.object({
     kubeconfig: z.string().min(1).optional(),
@@ -53,6 +53,12 @@ export const configSchema = z.object({
     maxSessionsPerConnection: z.number().int().min(1),
     /** Concurrent sessions of one identity across all its connections. */
     maxSessionsPerIdentity: z.number().int().min(1),
+    /** Authenticated connections of one identity at a time. */
+    maxConnectionsPerIdentity: z.number().int().min(1),
+    /** Authenticated connections from one source (an IPv4 address, an IPv6 /64) at a time. */
+    maxConnectionsPerSource: z.number().int().min(1),
+    /** A connection is closed after this long, whatever runs on it (ControlMaster, ControlPersist); 0 = off. */
+    maxConnectionMs: z.number().int().min(0),
     /** Per-source back-off after repeated authentication failures. */
     backoff: z.object({
       threshold: z.number().int().min(1),
@@ -67,19 +73,7 @@ export const configSchema = z.object({
   }),
   session: z.object({
     /** Environment variables a client may set, as in sshd's AcceptEnv (`*` wildcards allowed). */
-    acceptEnv: z.array(
-      z
-        .string()
-        .regex(/^[A-Za-z0-9_*?]+$/, 'a variable name or pattern')
-        .superRefine((p, ctx) => {
-          // A client that may set the wrapper's own names could change what it runs (issue 15).
-          if (!WRAPPER_RESERVED_PREFIXES.some((prefix) => globCanMatchPrefix(p, prefix))) return;
-          ctx.addIssue({
-            code: 'custom',
-            message: `--accept-env "${p}" could match ${WRAPPER_RESERVED_PREFIXES.map((x) => `${x}*`).join(' or ')}, names podbridge's exec wrapper keeps for itself; accept narrower names`,
-          });
-        }),
-    ),
+    acceptEnv: z.array(z.string().regex(/^[A-Za-z0-9_*?]+$/, 'a variable name or pattern')),
     /** End a session with no traffic either way for this long; 0 = off. */
     idleTimeoutMs: z.number().int().min(0),
     /** End any session after this long; 0 = off. */
@@ -98,127 +92,84 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
-export function defaultAuthorizedKeys(): string {
-  return path.join(os.homedir(), '.ssh', 'authorized_keys');
-}
+/** Settings as code passes them (tests, benchmarks): camelCase names, values as a person writes them. */
+export type ConfigInput = SettingsInput;
 
-export const DEFAULT_HOST_KEY = path.join('keys', 'ssh_host_ed25519_key');
-
-/** Parses `host:port`, `[v6]:port`, `:port` or `port`; throws with the offending text. */
-export function parseListen(text: string): ListenAddress {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || !Number.isInteger(port) || port > 65535) {
-    throw new Error(`invalid listen address "${text}": expected HOST:PORT, [IPv6]:PORT or PORT`);
-  }
-  const host = m[1] ?? m[2] ?? '';
-  return { host: host === '' ? '127.0.0.1' : host, port };
-}
-
-/** Everything optional is filled from safe defaults before validation. */
-export interface ConfigInput {
-  listen?: string;
-  hostKey?: string[];
-  authorizedKeys?: string;
-  policy?: string | null;
-  backend?: string;
-  kubeconfig?: string;
-  context?: string;
-  namespace?: string;
-  acceptEnv?: string[];
-  keepaliveInterval?: number;
-  keepaliveCountMax?: number;
-  loginGraceTime?: number;
-  kex?: string[];
-  ciphers?: string[];
-  macs?: string[];
-  hostKeyAlgorithms?: string[];
-  maxAuthTries?: number;
-  maxStartups?: number;
-  maxSessions?: number;
-  maxSessionsPerIdentity?: number;
-  /** Failed logins per minute from one address before it must wait (doubling each time). */
-  backoffThreshold?: number;
-  /** Files whose text is the pre-auth banner / message of the day. */
-  banner?: string | null;
-  motd?: string | null;
-  idleTimeout?: number;
-  /** Seconds before an idle or duration cut that the user is warned. */
-  sessionWarning?: number;
-  /** Seconds between HUP and KILL for a session's processes when the bridge ends it. */
-  terminateGrace?: number;
-  maxSessionTime?: number;
-  shutdownGrace?: number;
-  auditLog?: string | null;
-  logLevel?: string;
-}
-
+/** For code: only the values given, then defaults. Throws a SettingError naming the setting. */
 export function buildConfig(input: ConfigInput): Config {
-  const raw = {
-    listen: parseListen(input.listen ?? `127.0.0.1:${DEFAULT_PORT}`),
-    listenExplicit: input.listen !== undefined,
-    hostKeys: input.hostKey && input.hostKey.length > 0 ? input.hostKey : [DEFAULT_HOST_KEY],
-    authorizedKeys: input.authorizedKeys ?? defaultAuthorizedKeys(),
-    policy: input.policy ?? null,
-    backend: input.backend ?? 'auto',
-    kubernetes: { kubeconfig: input.kubeconfig, context: input.context, namespace: input.namespace },
+  return configFrom(resolveSettings({ code: input }));
+}
+
+/** For the CLI: flags, then the environment, then the `--config` file, then defaults. */
+export function loadConfig(layers: Layers): Config {
+  return configFrom(resolveSettings(layers));
+}
+
+function configFrom({ values: v, sources }: Resolved): Config {
+  const algorithms = {
+    kex: v.kex ?? DEFAULT_ALGORITHMS.kex,
+    serverHostKey: v.hostKeyAlgorithms ?? DEFAULT_ALGORITHMS.serverHostKey,
+    cipher: v.ciphers ?? DEFAULT_ALGORITHMS.cipher,
+    hmac: v.macs ?? DEFAULT_ALGORITHMS.hmac,
+  };
+  try {
+    checkAlgorithms(algorithms);
+  } catch (err) {
+    const m = /^algorithms\.(\w+): (.*)$/.exec((err as Error).message);
+    const setting: Record<string, SettingName> = { kex: 'kex', serverHostKey: 'hostKeyAlgorithms', cipher: 'ciphers', hmac: 'macs' };
+    const name = setting[m?.[1] ?? ''];
+    throw new SettingError(name ? `${describeSource(sources[name])}: ${m?.[2]}` : (err as Error).message);
+  }
+  // A client must never be able to set the exec wrapper's own variables (a forced command
+  // could be bypassed through them): refuse accept-env patterns that could match their names.
+  for (const p of v.acceptEnv) {
+    if (!WRAPPER_RESERVED_PREFIXES.some((prefix) => globCanMatchPrefix(p, prefix))) continue;
+    throw new SettingError(
+      `${describeSource(sources.acceptEnv, v.acceptEnv)}: "${p}" could match ${WRAPPER_RESERVED_PREFIXES.map((x) => `${x}*`).join(' or ')}, names podbridge's exec wrapper keeps for itself; accept narrower names`,
+    );
+  }
+  const config = {
+    listen: v.listen,
+    listenExplicit: sources.listen.kind !== 'default',
+    hostKeys: v.hostKey,
+    authorizedKeys: v.authorizedKeys,
+    policy: v.policy,
+    strictModes: v.strictModes,
+    backend: v.backend,
+    kubernetes: { kubeconfig: v.kubeconfig, context: v.context, namespace: v.namespace },
     session: {
-      acceptEnv: input.acceptEnv ?? ['LANG', 'LC_*', 'LANGUAGE', 'TZ'],
-      idleTimeoutMs: seconds(input.idleTimeout ?? 0),
-      maxDurationMs: seconds(input.maxSessionTime ?? 12 * 3600),
-      warningMs: seconds(input.sessionWarning ?? 60),
-      terminateGraceMs: seconds(input.terminateGrace ?? 2),
+      acceptEnv: v.acceptEnv,
+      idleTimeoutMs: v.idleTimeout,
+      maxDurationMs: v.maxSessionTime,
+      warningMs: v.sessionWarning,
+      terminateGraceMs: v.terminateGrace,
     },
     ssh: {
-      keepaliveIntervalMs: seconds(input.keepaliveInterval ?? 15),
-      keepaliveCountMax: input.keepaliveCountMax ?? 4,
-      loginGraceMs: seconds(input.loginGraceTime ?? 30),
-      algorithms: {
-        kex: input.kex ?? DEFAULT_ALGORITHMS.kex,
-        serverHostKey: input.hostKeyAlgorithms ?? DEFAULT_ALGORITHMS.serverHostKey,
-        cipher: input.ciphers ?? DEFAULT_ALGORITHMS.cipher,
-        hmac: input.macs ?? DEFAULT_ALGORITHMS.hmac,
-      },
-      maxAuthTries: input.maxAuthTries ?? 6,
-      maxStartups: input.maxStartups ?? 100,
-      maxSessionsPerConnection: input.maxSessions ?? 10,
-      maxSessionsPerIdentity: input.maxSessionsPerIdentity ?? 64,
-      backoff: { threshold: input.backoffThreshold ?? 10, windowMs: 60_000, baseMs: 5_000, maxMs: 300_000 },
-      banner: readTextFile(input.banner, 'ssh.banner'),
-      motd: readTextFile(input.motd, 'ssh.motd'),
+      keepaliveIntervalMs: v.keepaliveInterval,
+      keepaliveCountMax: v.keepaliveCountMax,
+      loginGraceMs: v.loginGraceTime,
+      algorithms,
+      maxAuthTries: v.maxAuthTries,
+      maxStartups: v.maxStartups,
+      maxSessionsPerConnection: v.maxSessions,
+      maxSessionsPerIdentity: v.maxSessionsPerIdentity,
+      maxConnectionsPerIdentity: v.maxConnectionsPerIdentity,
+      maxConnectionsPerSource: v.maxConnectionsPerSource,
+      maxConnectionMs: v.maxConnectionTime,
+      backoff: { threshold: v.backoffThreshold, windowMs: 60_000, baseMs: 5_000, maxMs: 300_000 },
+      banner: v.banner,
+      motd: v.motd,
     },
-    shutdownGraceMs: seconds(input.shutdownGrace ?? 30),
-    auditLog: input.auditLog ?? null,
-    logLevel: input.logLevel ?? 'info',
+    shutdownGraceMs: v.shutdownGrace,
+    auditLog: v.auditLog,
+    logLevel: v.logLevel,
   };
-  const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new Error(`invalid configuration: ${issue ? `${issue.path.join('.')}: ${issue.message}` : parsed.error.message}`);
-  }
-  try {
-    checkAlgorithms(parsed.data.ssh.algorithms);
-  } catch (err) {
-    throw new Error(`invalid configuration: ssh.${(err as Error).message}`);
-  }
+  const parsed = configSchema.safeParse(config);
+  // The table checked every value a person wrote; a mismatch here is a bug in that mapping.
+  if (!parsed.success) throw new Error(`internal: the settings table and the config schema disagree: ${parsed.error.message}`);
   return parsed.data;
 }
 
-function readTextFile(file: string | null | undefined, setting: string): string | null {
-  if (!file) return null;
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`invalid configuration: ${setting}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
-
-/** Seconds as given by people, milliseconds as used by timers; NaN stays NaN so zod names it. */
-function seconds(s: number): number {
-  return Math.round(s * 1000);
-}
-
-/** sshd-style AcceptEnv matching: `*` and `?` wildcards, case-sensitive. */
 /** Whether an accept-env glob (`*`, `?`) matches some name that starts with `prefix`. */
 export function globCanMatchPrefix(pattern: string, prefix: string): boolean {
   if (prefix === '') return true; // whatever is left of the pattern matches some tail
@@ -229,6 +180,7 @@ export function globCanMatchPrefix(pattern: string, prefix: string): boolean {
   return false;
 }
 
+/** sshd-style AcceptEnv matching: `*` and `?` wildcards, case-sensitive. */
 export function envAccepted(name: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(name));
 }

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'stream-lost'
   | 'session-ended'
   | 'denied'
+  | 'limit'
   | 'unsupported'
   | 'internal';
 

@@ -20,6 +20,7 @@
  * sent is escaped and capped before it is echoed.
  */
 import { BridgeError } from './errors.ts';
+import { closestWord } from './words.ts';
 
 export type WorkloadKind = 'deployment' | 'statefulset' | 'daemonset' | 'replicaset' | 'job';
 
@@ -249,32 +250,9 @@ function unknownKind(word: string, where: string): string {
  *  short pod names such as `db` or `web` are too close to `ds` or `job` to guess). */
 function nearestKindWord(word: string): string | null {
   if (word.length < 5 || word.length > 14) return null;
-  const lower = asciiLower(word);
-  let best: string | null = null;
-  let bestDistance = 3;
-  for (const candidate of KIND_WORDS.keys()) {
-    const d = editDistance(lower, candidate);
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
+  return closestWord(asciiLower(word), KIND_WORDS.keys());
 }
 
-/** Levenshtein distance; only called on strings of at most 14 characters. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
-}
 
 /**
  * Why `value` is not an RFC 1123 label/subdomain, as the tail of a sentence whose subject is

@@ -1,5 +1,6 @@
 /**
- * podbridge as a child process (`node --import tsx src/cli.ts serve ...`), so RSS, CPU and file
+ * podbridge as a child process (`node dist/cli.js serve ...` of the tree under test, compiled
+ * first: no TypeScript loader in the measured process), so RSS, CPU and file
  * descriptors read from /proc are the bridge's alone, with a throwaway host key and
  * authorized_keys. Optional CPU profile and heap snapshots for the profiling pass.
  */
@@ -8,7 +9,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import WebSocket from 'ws';
+import { execFileSync } from 'node:child_process';
 import { sample, sleep, startChild, stopChild, withTimeout, type ProcSample } from './proc.ts';
+import { REPO } from '../../test/helpers/paths.ts';
+
+const built = new Map<string, string>();
+
+/** Compiles a podbridge tree (this one, or a candidate's copy) to its dist/ once per bench run,
+ *  with this checkout's TypeScript, and returns its CLI entry. */
+export function buildTree(root: string): string {
+  const cached = built.get(root);
+  if (cached) return cached;
+  execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
+  const entry = path.join(root, 'dist', 'cli.js');
+  built.set(root, entry);
+  return entry;
+}
 
 export interface BridgeOptions {
   root: string;
@@ -57,23 +73,25 @@ export async function startBridgeProcess(o: BridgeOptions): Promise<BridgeProces
   const authorizedKeys = path.join(o.dir, 'authorized_keys');
   fs.writeFileSync(authorizedKeys, `${o.publicKeyLine}\n`, { mode: 0o600 });
   const hostKey = path.join(o.dir, 'ssh_host_ed25519_key');
-  const nodeArgs = ['--import', 'tsx'];
+  const nodeArgs: string[] = [];
   if (o.cpuProfDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', o.cpuProfDir);
-  // Snapshots go to --diagnostic-dir (the cwd is the repo, where `--import tsx` resolves).
+  // Snapshots go to --diagnostic-dir.
   if (o.heapSnapshots) nodeArgs.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o.dir}`);
   if (o.inspector) nodeArgs.push('--inspect=127.0.0.1:0');
   const args = [
     ...nodeArgs,
-    path.join(o.root, 'src/cli.ts'),
+    buildTree(o.root),
     'serve',
     '--listen', '127.0.0.1:0',
     '--host-key', hostKey,
     '--authorized-keys', authorizedKeys,
     '--backend', 'kubernetes',
     '--kubeconfig', o.kubeconfig,
-    // The scale scenario holds thousands of sessions of one key: lift the per-identity and
-    // start-up limits, keep every other default (keepalives, algorithms, logging at info).
+    // The scale scenario holds thousands of sessions of one key: lift the per-identity, per-source
+    // and start-up limits, keep every other default (keepalives, algorithms, logging at info).
     '--max-sessions-per-identity', '100000',
+    '--max-connections-per-identity', '100000',
+    '--max-connections-per-source', '100000',
     '--max-startups', '1000',
     '--shutdown-grace', '0',
     ...(o.extraArgs ?? []),

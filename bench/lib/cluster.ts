@@ -3,6 +3,7 @@
  * its CPU is not the bench process's and its per-exec processes are not the bridge's), or a real
  * cluster named by --kubeconfig.
  */
+import { compiled } from '../../test/helpers/paths.ts';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -38,7 +39,7 @@ export async function startFixture(root: string, dir: string): Promise<Cluster> 
   fs.writeFileSync(podsFile, JSON.stringify({ namespaces: [t.namespace], pods: [{ namespace: t.namespace, name: t.pod, containers: [{ name: t.container }] }] }));
   const child: ChildProcess = startChild(
     process.execPath,
-    ['--import', 'tsx', 'test/fixtures/kube-apiserver/main.ts', '--port', '0', '--kubeconfig-out', kubeconfig, '--pods', podsFile, '--namespace', t.namespace],
+    [compiled('test/fixtures/kube-apiserver/main.ts'), '--port', '0', '--kubeconfig-out', kubeconfig, '--pods', podsFile, '--namespace', t.namespace],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';

@@ -82,6 +82,8 @@ export interface SshdOptions {
   publicKeyLine: string;
   /** The recipe's ForceCommand script, or none for a plain local shell. */
   forceCommand?: string;
+  /** A bastion for ProxyJump (the tests of docs/ssh-config.md); off for the benchmarks. */
+  allowTcpForwarding?: boolean;
 }
 
 export async function startSshd(o: SshdOptions): Promise<Sshd> {
@@ -119,7 +121,7 @@ export async function startSshd(o: SshdOptions): Promise<Sshd> {
       'PrintMotd no',
       'PrintLastLog no',
       'X11Forwarding no',
-      'AllowTcpForwarding no',
+      `AllowTcpForwarding ${o.allowTcpForwarding ? 'yes' : 'no'}`,
       'PermitUserEnvironment no',
       'AcceptEnv LANG LC_*',
       // As many sessions per connection as the bridge allows; connection bursts of the streaming

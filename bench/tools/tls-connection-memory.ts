@@ -4,7 +4,7 @@
  * (one exec WebSocket each). The server runs in a child process; this process opens N connections
  * (ECDSA P-256 certificate, as the fixture uses), forces a GC and reports RSS, V8 heap and the rest.
  *
- *   node --expose-gc --import tsx bench/tools/tls-connection-memory.ts [tls|tcp] [N]
+ *   npx tsc -p tsconfig.test.json && node --expose-gc build/bench/tools/tls-connection-memory.js [tls|tcp] [N]
  */
 import { execFileSync, fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,7 +31,7 @@ async function client(): Promise<void> {
   if (!gc) throw new Error('run with node --expose-gc');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tls-memory-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-  const child = fork(fileURLToPath(import.meta.url), [mode, String(n), 'server', dir], { execArgv: ['--import', 'tsx'] });
+  const child = fork(fileURLToPath(import.meta.url), [mode, String(n), 'server', dir], { execArgv: [] });
   try {
     const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)));
     const ca = fs.readFileSync(path.join(dir, 'cert.pem'));

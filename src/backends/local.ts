@@ -97,12 +97,7 @@ class PtyProcess implements RemoteProcess {
       // node-pty pauses its socket on request: a slow SSH reader stops the process at its write().
       if (!this.stdout.push(typeof data === 'string' ? Buffer.from(data) : data)) term.pause();
     });
-    this.stdin = new Writable({
-      write: (chunk: Buffer, _enc, cb) => {
-        term.write(chunk as unknown as string);
-        waitForPtyWriteQueue(term, cb);
-      },
-    });
+    this.stdin = ptyInput(term);
     this.exited = new Promise((resolve) => {
       term.onExit(({ exitCode, signal }) => {
         this.ended = true;
@@ -133,12 +128,49 @@ class PtyProcess implements RemoteProcess {
   }
 }
 
-/** node-pty queues writes without limit; hold the caller until the queue drains so stdin is bounded. */
-function waitForPtyWriteQueue(term: IPty, cb: () => void): void {
-  const queue = (term as unknown as { _writeStream?: { _writeQueue?: unknown[] } })._writeStream?._writeQueue;
-  if (!Array.isArray(queue)) return cb();
-  const check = () => (queue.length === 0 ? cb() : setTimeout(check, 2));
-  check();
+/** Longest pause between write attempts to a pty whose program does not read its input. */
+const PTY_RETRY_MAX_MS = 100;
+
+/**
+ * The terminal's input, written to the pty master ourselves. node-pty's own writer queues without
+ * limit and, when the kernel's pty buffer is full (a program that does not read its input),
+ * retries EAGAIN with setImmediate: a busy loop that held a core at 100% for as long as the
+ * program stayed stalled. Here a chunk is acknowledged only once the kernel took all of it (so
+ * the SSH channel is paused behind it: bounded memory), and a full buffer is retried on a timer
+ * that backs off from 1 ms to PTY_RETRY_MAX_MS: a paste into a reading program stays fast, a
+ * stalled one costs next to nothing.
+ */
+function ptyInput(term: IPty): Writable {
+  const { fd, _socket: socket } = term as unknown as { fd?: number; _socket?: { destroyed?: boolean } };
+  // Once node-pty closed the master its number may belong to another file: never write then.
+  const open = () => socket?.destroyed !== true;
+  if (typeof fd !== 'number') {
+    // Not node-pty's UnixTerminal (Windows): its own writer is all there is.
+    return new Writable({ write: (chunk: Buffer, _enc, cb) => (term.write(chunk as unknown as string), cb()) });
+  }
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      let offset = 0;
+      let delay = 0;
+      const attempt = () => {
+        if (!open()) return cb();
+        fs.write(fd, chunk, offset, chunk.length - offset, null, (err, written) => {
+          if (err && err.code === 'EAGAIN') {
+            delay = Math.min(PTY_RETRY_MAX_MS, Math.max(1, delay * 2));
+            setTimeout(attempt, delay);
+            return;
+          }
+          // EIO/EBADF: the program exited and the pty is gone; its exit ends the session.
+          if (err) return cb();
+          offset += written;
+          delay = 0;
+          if (offset < chunk.length) attempt();
+          else cb();
+        });
+      };
+      attempt();
+    },
+  });
 }
 
 /** A process with plain pipes: stdout and stderr stay separate, stdin EOF is a real EOF. */

@@ -10,6 +10,7 @@
  * would grant more than the line says.
  */
 import { parseAuthorizedKeys } from '../ssh/authorized-keys.ts';
+import { weakKeyProblem } from '../ssh/key-rules.ts';
 import { blobKey } from './key-line.ts';
 import { parseKeyOptions } from './key-options.ts';
 import { compileGlob } from './glob.ts';
@@ -40,6 +41,11 @@ export function fromAuthorizedKeys(text: string, file = 'authorized_keys'): Poli
   const identities = new Map<string, PolicyIdentity>();
   const keys = new Map<string, PolicyKey[]>();
   for (const key of parsed.keys) {
+    const weak = weakKeyProblem(key.blob);
+    if (weak !== null) {
+      warnings.push(`${file}:${key.line}: ${weak}; key ${key.fingerprint} ignored`);
+      continue;
+    }
     const options = parseKeyOptions(key.options);
     if (!options.ok) {
       warnings.push(`${file}:${key.line}: ${options.problem}; key ${key.fingerprint} ignored`);

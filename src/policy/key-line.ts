@@ -5,6 +5,7 @@
  */
 import type { ParsedKey } from 'ssh2';
 import { parseAuthorizedKeys } from '../ssh/authorized-keys.ts';
+import { weakKeyProblem } from '../ssh/key-rules.ts';
 import { parseKeyOptions, type KeyOptions } from './key-options.ts';
 
 export interface KeyLine {
@@ -47,6 +48,8 @@ export function parseKeyLine(line: string, purpose: 'user' | 'ca' = 'user'): Par
   if (purpose === 'ca' && key.options.length > 0) {
     return { ok: false, problem: 'a CA key takes no options: give just "TYPE BASE64 [comment]"' };
   }
+  const weak = weakKeyProblem(key.blob);
+  if (weak !== null) return { ok: false, problem: `is refused: ${purpose === 'ca' ? 'CA key: ' : ''}${weak}` };
   const options = parseKeyOptions(key.options);
   if (!options.ok) return { ok: false, problem: options.problem };
   return { ok: true, key: { key: key.key, blob: key.blob, type: key.key.type, fingerprint: key.fingerprint, comment: key.comment, options: options.options } };

@@ -9,7 +9,8 @@ import { parseKind, type WorkloadKind } from '../target.ts';
 import { PolicyError, type IssuePath, type PolicyIssue } from './errors.ts';
 import { compileGlob, globProblem, type Glob, type NameKind } from './glob.ts';
 import { blobKey, parseKeyLine } from './key-line.ts';
-import { checkShape, nearest, type PolicyFile, type PolicyFileRule } from './schema.ts';
+import { checkShape, type PolicyFile, type PolicyFileRule } from './schema.ts';
+import { closestWord } from '../words.ts';
 import type { CertificateAuthority, Policy, PolicyIdentity, PolicyKey, Rule, WorkloadPattern } from './types.ts';
 import { issueAt, lineOf, readYaml, type YamlSource } from './yaml-source.ts';
 
@@ -256,7 +257,7 @@ class Compiler {
 }
 
 function unknownRef(what: string, name: string, known: Iterable<string>, fix: string): string {
-  const near = nearest(name, known);
+  const near = closestWord(name, known);
   return `no ${what} named "${name}"${near ? ` (did you mean "${near}"?)` : ''}; ${fix}`;
 }
 

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { IssuePath } from './errors.ts';
+import { closestWord } from '../words.ts';
 
 /** Identity and group names: they appear in messages, logs, and by default as the Kubernetes
  *  user, so no spaces or control characters; `@` and `.` for e-mail-like names. */
@@ -168,34 +169,7 @@ function describeValue(v: unknown): string {
 }
 
 function unknownField(key: string, known: readonly string[]): string {
-  const near = nearest(key, known);
+  const near = closestWord(key, known);
   return `unknown field${near ? ` (did you mean "${near}"?)` : ''}; fields here: ${known.join(', ')}`;
 }
 
-/** The candidate at most two edits away, if any: for "did you mean" hints. */
-export function nearest(word: string, candidates: Iterable<string>): string | null {
-  let best: string | null = null;
-  let bestDistance = 3;
-  for (const c of candidates) {
-    if (Math.abs(c.length - word.length) >= bestDistance) continue;
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  if (a.length > 64 || b.length > 64) return Infinity;
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? Infinity;
-}

@@ -2,8 +2,9 @@
  * The policy in force, kept current: loaded at start (a bad file stops the bridge: better no
  * bridge than one that guesses), reloaded on demand (the server wires SIGHUP to reload()) and
  * when the file changes. A bad file at reload is logged and the last good policy stays: a typo
- * saved at 3 a.m. must neither lock everyone out nor let anyone in. Sessions are never touched:
- * they keep the Identity they were admitted with; only new logins and sessions see the change.
+ * saved at 3 a.m. must neither lock everyone out nor let anyone in. Subscribers (the SSH server)
+ * hear of every change: open connections re-resolve their credential then, and at every new
+ * session, so a removed key or a revoked certificate stops working at once.
  *
  * Change detection watches the file's DIRECTORY, not the file: editors (vim, sed -i) replace the
  * file by renaming a new one over it, which ends a watch on the old inode, and a Kubernetes
@@ -17,6 +18,7 @@ import path from 'node:path';
 import type { Logger } from '../log.ts';
 import { fromAuthorizedKeys } from './authorized-keys.ts';
 import { PolicyError } from './errors.ts';
+import { untrustedFileProblem } from './file-trust.ts';
 import { digestOf, parsePolicy } from './load.ts';
 import type { Policy, PolicyKind } from './types.ts';
 
@@ -29,6 +31,8 @@ export interface PolicySourceOptions {
   watch?: boolean;
   /** Quiet time after the last change event before reading; default 300 ms (editors write in bursts). */
   debounceMs?: number;
+  /** Refuse a file (or a directory above it) that others could write, as sshd's StrictModes; default true. */
+  strictModes?: boolean;
   /** Called after a new policy replaced the previous one. */
   onChange?: (policy: Policy, previous: Policy) => void;
 }
@@ -42,6 +46,7 @@ export class PolicySource {
   private readonly watchers = new Map<string, fs.FSWatcher>();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly listeners = new Set<(policy: Policy, previous: Policy) => void>();
   private readonly log: Logger;
 
   /** Loads the file now; throws PolicyError when it cannot be used. */
@@ -64,6 +69,12 @@ export class PolicySource {
 
   current(): Policy {
     return this.policy;
+  }
+
+  /** Calls `listener` after every change of the policy in force; returns the unsubscribe. */
+  subscribe(listener: (policy: Policy, previous: Policy) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Re-reads the file; on any problem keeps the current policy and logs why. */
@@ -99,10 +110,12 @@ export class PolicySource {
     this.policy = next;
     this.failedDigest = null;
     this.logLoaded(next, reason);
-    try {
-      this.options.onChange?.(next, previous);
-    } catch (err) {
-      this.log.error({ err }, 'policy change listener failed');
+    for (const listener of [this.options.onChange, ...this.listeners]) {
+      try {
+        listener?.(next, previous);
+      } catch (err) {
+        this.log.error({ err }, 'policy change listener failed');
+      }
     }
     return { ok: true, changed: true, policy: next };
   }
@@ -118,13 +131,21 @@ export class PolicySource {
 
   private read(): { ok: true; text: string } | { ok: false; error: PolicyError } {
     const { file, kind } = this.options;
+    const what = kind === 'policy-file' ? 'policy' : 'authorized_keys';
+    if (this.options.strictModes ?? true) {
+      const problem = untrustedFileProblem(file);
+      if (problem !== null) {
+        const message = `not trusted: ${problem} (sshd's StrictModes rule: whoever can write it can let themselves in)`;
+        return { ok: false, error: new PolicyError(file, [{ file, line: 0, path: [], message }]) };
+      }
+    }
     try {
       return { ok: true, text: fs.readFileSync(file, 'utf8') };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // sshd reads a missing authorized_keys as "no keys": every login is refused until it exists.
       if (kind === 'authorized-keys' && code === 'ENOENT') return { ok: true, text: '' };
-      const message = `cannot read the ${kind === 'policy-file' ? 'policy' : 'authorized_keys'} file: ${(err as Error).message}`;
+      const message = `cannot read the ${what} file: ${(err as Error).message}`;
       return { ok: false, error: new PolicyError(file, [{ file, line: 0, path: [], message }]) };
     }
   }
@@ -173,7 +194,12 @@ export class PolicySource {
         });
         this.watchers.set(dir, w);
       } catch (err) {
-        this.log.warn({ dir, err: (err as Error).message }, 'cannot watch the policy directory; changes apply on SIGHUP only');
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && this.options.kind === 'authorized-keys') {
+          // Not a fault on a first start: keys unknown at login are looked up in the file anew.
+          this.log.info({ dir }, `${dir} does not exist yet: create it (mkdir -p -m 700 ${dir}) and add keys to ${this.options.file}; they are read at login`);
+        } else {
+          this.log.warn({ dir, err: (err as Error).message }, 'cannot watch the policy directory; changes apply on SIGHUP only');
+        }
       }
     }
   }

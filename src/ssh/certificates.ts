@@ -9,6 +9,7 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import net from 'node:net';
 import { fingerprint } from './keys.ts';
+import { MIN_RSA_BITS } from './key-rules.ts';
 import { bitLength, SshReader, SshWireError, sshString, unsignedMpint } from './ssh-wire.ts';
 
 export interface CertificateAuthority {
@@ -128,8 +129,8 @@ export function isCertificateAlgo(algo: string): boolean {
   return CERT_TYPES.has(algo) || RSA_CERT_SIG_ALIASES.has(algo);
 }
 
-/** OpenSSH refuses RSA keys below this size (SSH_RSA_MINIMUM_MODULUS_SIZE). */
-const RSA_MIN_BITS = 1024;
+/** Stricter than OpenSSH's SSH_RSA_MINIMUM_MODULUS_SIZE (1024): see key-rules.ts. */
+const RSA_MIN_BITS = MIN_RSA_BITS;
 /** OpenSSH refuses certificates with more principals (SSHKEY_CERT_MAX_PRINCIPALS). */
 const MAX_PRINCIPALS = 256;
 const SSH_CERT_TYPE_USER = 1;

@@ -7,14 +7,14 @@ import type { AuthContext, ClientInfo, Connection as SshConnection } from 'ssh2'
 import type { Audit } from '../audit.ts';
 import type { Backend } from '../backends/backend.ts';
 import type { Config } from '../config.ts';
-import type { BridgeError } from '../errors.ts';
 import type { Identity } from '../identity.ts';
 import type { Logger } from '../log.ts';
 import { parseTarget, type Target } from '../target.ts';
 import type { PolicySource } from '../policy/index.ts';
-import type { Authenticator } from './auth.ts';
-import type { KeyedCounter, SourceBackoff } from './limits.ts';
-import { Session } from './session.ts';
+import { BridgeError } from '../errors.ts';
+import type { Authenticator, Credential } from './auth.ts';
+import { sourceKey, type KeyedCounter, type SourceBackoff } from './limits.ts';
+import { formatDuration, Session } from './session.ts';
 
 /** What all connections share: limits that span connections, and the live-session registry. */
 export interface Shared {
@@ -27,25 +27,43 @@ export interface Shared {
   audit: Audit;
   backoff: SourceBackoff;
   identitySessions: KeyedCounter;
+  /** Authenticated connections per identity name and per source (sourceKey of the address). */
+  identityConnections: KeyedCounter;
+  sourceConnections: KeyedCounter;
   sessions: Set<Session>;
+  /** Authenticated connections, so a policy change can re-check each one's credential. */
+  connections: Set<ConnectionHandle>;
   /** Set once shutdown began: new connections and session channels are refused. */
   draining: { value: boolean };
   /** Ends the login grace period of the TCP connection from `remote` (ip:port). */
   markAuthenticated(remote: string): void;
 }
 
+export interface ConnectionHandle {
+  /** Resolves the credential again; a connection whose credential no longer resolves is closed. */
+  recheck(why: string): void;
+}
+
 export function handleConnection(client: SshConnection, info: ClientInfo, shared: Shared): void {
   const { config, audit } = shared;
   const conn = randomUUID().slice(0, 8);
   const remote = `${info.ip}:${info.port}`;
+  const source = sourceKey(info.ip);
   const connectedAt = Date.now();
   let log = shared.log.child({ conn, remote });
   audit.emit({ event: 'connect', conn, remote });
 
   let identity: Identity | null = null;
+  let credential: Credential | null = null;
+  let login = '';
   let target: Target | BridgeError | null = null;
+  /** Set when the connection may not be used (a cap, a credential gone): sessions say why, then it closes. */
+  let refusal: BridgeError | null = null;
+  let closing = false;
   let failures = 0;
   const sessions = new Set<Session>();
+  const timers: NodeJS.Timeout[] = [];
+  const releases: Array<() => void> = [];
 
   const refuse = (ctx: AuthContext, reason: string, fields: { fingerprint?: string; keyType?: string } = {}, quiet = false) => {
     failures++;
@@ -54,7 +72,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
     audit.emit({ event: 'auth', conn, remote, result: 'failure', login: ctx.username, method: ctx.method, reason, ...fields });
     const blockMs = shared.backoff.fail(info.ip);
     if (blockMs > 0) {
-      log.warn({ ip: info.ip, seconds: blockMs / 1000 }, 'repeated authentication failures: source address backed off');
+      log.warn({ ip: info.ip, source, seconds: blockMs / 1000 }, 'repeated authentication failures: source address backed off');
       audit.emit({ event: 'limit', conn, remote, limit: 'failure-backoff', detail: `${blockMs} ms` });
     }
     if (failures >= config.ssh.maxAuthTries) {
@@ -65,6 +83,46 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       return;
     }
     ctx.reject(['publickey']);
+  };
+
+  /**
+   * Ends every session with `reason` on the user's stderr, then the connection. Used when the
+   * credential stops resolving after a policy change and when the connection reaches its
+   * maximum lifetime.
+   */
+  const close = (reason: string) => {
+    if (closing) return;
+    closing = true;
+    void Promise.all([...sessions].map((s) => s.end(reason))).finally(() => client.end());
+  };
+
+  /** Takes this connection's place in the per-identity and per-source counts, or says which is full. */
+  const admit = (who: Identity): BridgeError | null => {
+    const caps: Array<[KeyedCounter, string, string]> = [
+      [shared.identityConnections, who.name, `identity "${who.name}" has ${shared.identityConnections.limit} connections open (the limit); close one (or share one with ControlMaster) and retry`],
+      [shared.sourceConnections, source, `${source} has ${shared.sourceConnections.limit} connections open (the limit); close one and retry`],
+    ];
+    for (const [counter, key, message] of caps) {
+      if (!counter.tryAcquire(key)) {
+        const limit = counter === shared.identityConnections ? 'max-connections-per-identity' : 'max-connections-per-source';
+        log.warn({ limit: counter.limit, key }, `connection refused: ${limit}`);
+        audit.emit({ event: 'limit', conn, remote, limit, detail: key });
+        return new BridgeError('limit', message);
+      }
+      releases.push(() => counter.release(key));
+    }
+    return null;
+  };
+
+  const handle: ConnectionHandle = {
+    recheck: (why: string) => {
+      if (!credential || closing) return;
+      const r = shared.authenticator.recheck(credential);
+      if (r.ok) return;
+      log.warn({ reason: r.reason, why }, 'credential no longer accepted; closing the connection');
+      audit.emit({ event: 'limit', conn, remote, limit: 'credential-revoked', detail: r.reason });
+      close('your credential is no longer accepted by the access policy; log in again');
+    },
   };
 
   client.on('authentication', (ctx: AuthContext) => {
@@ -83,6 +141,8 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
     if (decision.kind === 'reject') return refuse(ctx, decision.reason, { keyType: ctx.key.algo, fingerprint: decision.fingerprint }, decision.quiet);
 
     identity = decision.identity;
+    credential = decision.credential;
+    login = ctx.username;
     try {
       target = parseTarget(ctx.username);
     } catch (err) {
@@ -90,7 +150,6 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       target = err as BridgeError;
     }
     shared.markAuthenticated(remote);
-    shared.backoff.succeed(info.ip);
     log = log.child({ identity: identity.name, login: ctx.username });
     log.info({ fingerprint: decision.fingerprint, certKeyId: decision.certKeyId }, 'auth accepted');
     audit.emit({
@@ -106,28 +165,52 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       certSerial: decision.certSerial,
       identity: identity.name,
     });
+    // Over a connection cap the login still succeeds, so that the first session can tell the
+    // user why (a refused login would only read "Permission denied"); then the connection ends.
+    refusal = admit(identity);
+    if (refusal === null) shared.connections.add(handle);
     ctx.accept();
   });
 
   client.on('ready', () => {
+    if (refusal !== null) {
+      // Long enough for the client to open its session and read the reason; no longer.
+      timers.push(setTimeout(() => client.end(), 5000));
+    } else {
+      startLifetime();
+    }
     client.on('session', (accept, reject) => {
-      const who = identity!;
-      if (shared.draining.value) return reject();
+      if (shared.draining.value || closing) return reject();
       if (sessions.size >= config.ssh.maxSessionsPerConnection) {
         log.warn({ limit: config.ssh.maxSessionsPerConnection }, 'session refused: too many sessions on this connection');
         audit.emit({ event: 'limit', conn, remote, limit: 'max-sessions-per-connection', detail: String(sessions.size) });
         return reject();
       }
-      if (!shared.identitySessions.tryAcquire(who.name)) {
+      // The credential as the policy sees it NOW: a removed key, a revoked certificate or
+      // changed groups apply to the next session of a connection that is already open.
+      let who = identity!;
+      let why: BridgeError | null = refusal;
+      if (why === null && credential) {
+        const r = shared.authenticator.recheck(credential);
+        if (r.ok) who = r.identity;
+        else {
+          log.warn({ reason: r.reason }, 'session refused: credential no longer accepted');
+          audit.emit({ event: 'denied', conn, remote, identity: who.name, target: login, reason: r.reason });
+          // The reason stays in the log, as for a refused login: it may name policy files.
+          why = new BridgeError('denied', `your credential is no longer accepted by the access policy; log in again`, { detail: { reason: r.reason } });
+        }
+      }
+      if (why === null && !shared.identitySessions.tryAcquire(who.name)) {
         log.warn({ limit: shared.identitySessions.limit }, 'session refused: too many sessions for this identity');
         audit.emit({ event: 'limit', conn, remote, limit: 'max-sessions-per-identity', detail: who.name });
         return reject();
       }
+      const counted = why === null;
       const ssh = accept();
       const session = new Session(ssh, {
         backend: shared.backend,
         policy: shared.policy,
-        target: target!,
+        target: why ?? target!,
         identity: who,
         acceptEnv: config.session.acceptEnv,
         timeouts: config.session,
@@ -140,10 +223,28 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       session.closed.then(() => {
         sessions.delete(session);
         shared.sessions.delete(session);
-        shared.identitySessions.release(who.name);
+        if (counted) shared.identitySessions.release(who.name);
       });
     });
   });
+
+  /** The maximum connection lifetime, with the same advance warning sessions get. */
+  const startLifetime = () => {
+    const { maxConnectionMs } = config.ssh;
+    const { warningMs } = config.session;
+    if (maxConnectionMs <= 0) return;
+    const limit = formatDuration(maxConnectionMs);
+    if (maxConnectionMs > warningMs && warningMs > 0) {
+      timers.push(setTimeout(() => {
+        for (const s of sessions) s.notify(`this connection reaches its maximum lifetime (${limit}) in ${formatDuration(warningMs)}`);
+      }, maxConnectionMs - warningMs));
+    }
+    timers.push(setTimeout(() => {
+      log.info({ limit }, 'maximum connection time reached; closing');
+      audit.emit({ event: 'limit', conn, remote, limit: 'max-connection-time', detail: `${maxConnectionMs} ms` });
+      close(`maximum connection time (${limit}) reached`);
+    }, maxConnectionMs));
+  };
 
   // Forwarding and other global requests are not offered yet: refuse them explicitly.
   client.on('tcpip', (_accept, reject) => reject());
@@ -152,6 +253,9 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
 
   client.on('error', (err: Error) => log.debug({ err: err.message }, 'connection error'));
   client.on('close', () => {
+    for (const t of timers) clearTimeout(t);
+    for (const release of releases.splice(0)) release();
+    shared.connections.delete(handle);
     for (const s of sessions) s.onClientGone('connection closed');
     audit.emit({ event: 'disconnect', conn, remote, durationMs: Date.now() - connectedAt });
     log.debug('connection closed');

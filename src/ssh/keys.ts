@@ -82,6 +82,18 @@ export type HostKeyType = 'ed25519' | 'rsa';
 
 /** RSA host keys below this size are refused (NIST and OpenSSH guidance for new keys). */
 export const MIN_RSA_BITS = 3072;
+/** Above this, generation takes minutes and nothing gains (OpenSSH's own ssh-keygen limit). */
+export const MAX_RSA_BITS = 16384;
+
+/** Why a key of this type and size will not be made, as one line, or null. Checked before anything
+ *  is written, so a refused request leaves no file behind. */
+export function keygenProblem(type: HostKeyType, bits: number): string | null {
+  if (type !== 'rsa') return null;
+  if (!Number.isInteger(bits)) return `--bits must be a whole number of bits (RSA: ${MIN_RSA_BITS} to ${MAX_RSA_BITS})`;
+  if (bits < MIN_RSA_BITS) return `--bits ${bits}: RSA host keys need at least ${MIN_RSA_BITS} bits (the bridge refuses smaller ones); try --bits ${MIN_RSA_BITS} or --type ed25519`;
+  if (bits > MAX_RSA_BITS) return `--bits ${bits}: at most ${MAX_RSA_BITS} bits`;
+  return null;
+}
 
 /**
  * Loads a host key, generating one (ed25519 unless asked otherwise, mode 0600) if the file does not
@@ -91,6 +103,8 @@ export const MIN_RSA_BITS = 3072;
 export function loadOrCreateHostKey(file: string, type: HostKeyType = 'ed25519', bits = MIN_RSA_BITS): HostKey {
   let generated = false;
   if (!fs.existsSync(file)) {
+    const problem = keygenProblem(type, bits);
+    if (problem !== null) throw new Error(problem);
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     const pair = generateHostKeyPair(type, bits, 'podbridge host key');
     fs.writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });

@@ -12,7 +12,7 @@ import type { Logger } from '../log.ts';
 import { toSsh2Algorithms } from './algorithms.ts';
 import type { PolicySource } from '../policy/index.ts';
 import type { Authenticator } from './auth.ts';
-import { handleConnection, type Shared } from './connection.ts';
+import { handleConnection, type ConnectionHandle, type Shared } from './connection.ts';
 import type { HostKey } from './keys.ts';
 import { KeyedCounter, SourceBackoff } from './limits.ts';
 import type { Session } from './session.ts';
@@ -57,7 +57,10 @@ export async function startServer({ config, backend, authenticator, policy, host
     audit,
     backoff: new SourceBackoff(config.ssh.backoff),
     identitySessions: new KeyedCounter(config.ssh.maxSessionsPerIdentity),
+    identityConnections: new KeyedCounter(config.ssh.maxConnectionsPerIdentity),
+    sourceConnections: new KeyedCounter(config.ssh.maxConnectionsPerSource),
     sessions: new Set<Session>(),
+    connections: new Set<ConnectionHandle>(),
     draining: { value: false },
     markAuthenticated: (remote: string) => {
       const rec = sockets.get(remote);
@@ -67,6 +70,11 @@ export async function startServer({ config, backend, authenticator, policy, host
       }
     },
   };
+  // A changed policy reaches open connections at once: each re-resolves its credential, and one
+  // whose key was removed or whose certificate was revoked is closed with a message.
+  const unsubscribe = policy.subscribe(() => {
+    for (const c of [...shared.connections]) c.recheck('policy changed');
+  });
   const unauthenticatedCount = () => {
     let n = 0;
     for (const r of sockets.values()) if (!r.authenticated) n++;
@@ -136,6 +144,7 @@ export async function startServer({ config, backend, authenticator, policy, host
   const address = tcp.address() as AddressInfo;
   /** Stops accepting; resolves when every socket is gone. Unauthenticated ones are cut at once. */
   const stopListening = () => {
+    unsubscribe();
     const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
     for (const rec of sockets.values()) if (!rec.authenticated) rec.socket.destroy();
     return closed;

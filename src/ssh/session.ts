@@ -25,8 +25,25 @@ export const SFTP_SERVER_COMMAND = [
   'for p in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server /usr/libexec/sftp-server /usr/lib/sftp-server;',
   'do [ -x "$p" ] && exec "$p"; done;',
   'command -v sftp-server >/dev/null 2>&1 && exec sftp-server;',
-  'echo "podbridge: no sftp-server in this container; install openssh-sftp-server in the image, or use scp -O" >&2; exit 127',
+  // busybox images have neither sftp-server nor scp; tar over ssh works wherever stdin EOF arrives.
+  'echo "podbridge: no sftp-server in this container; install openssh-sftp-server in the image, or copy with tar: tar c FILES | ssh TARGET \'tar x -C DIR\' (scp -O works where the image has scp)" >&2; exit 127',
 ].join(' ');
+
+/**
+ * What one session may make the bridge hold before anything runs (docs/security.md adds these up
+ * per connection). ssh2 caps a packet at 35000 bytes, so one request is small; it is the number
+ * of requests that must be bounded: env requests were stored without limit, and a client could
+ * fill the bridge's heap with LC_* variables before any authorization. sshd refuses env beyond
+ * 128 variables too.
+ */
+export const REQUEST_LIMITS = Object.freeze({
+  envVars: 128,
+  /** Names plus values of the accepted variables. */
+  envBytes: 64 * 1024,
+  termBytes: 128,
+  commandBytes: 32 * 1024,
+  subsystemBytes: 64,
+});
 
 /** How long a command may run on after a client EOF that v4 cannot deliver before the user is told. */
 const V4_EOF_NOTICE_MS = 3000;
@@ -40,7 +57,8 @@ export interface SessionTimeouts {
 export interface SessionContext {
   backend: Backend;
   policy: PolicySource;
-  /** The parsed login name, or why it could not be parsed (reported when the session starts). */
+  /** The parsed login name, or why no session can start here (a bad login name, a credential
+   *  the policy no longer accepts, a connection cap), reported when the session starts. */
   target: Target | BridgeError;
   identity: Identity;
   acceptEnv: readonly string[];
@@ -55,6 +73,9 @@ type Phase = 'setup' | 'opening' | 'running' | 'done';
 export class Session {
   private tty: TtySpec | null = null;
   private readonly env: Record<string, string> = {};
+  private envBytes = 0;
+  /** The first refusal beyond a cap is a warning; the flood after it is debug. */
+  private capWarned = false;
   /** The latest window-change not yet applied (arrived while the process was being opened). */
   private pendingSize: TerminalSize | null = null;
   /** Signals that arrived while the process was being opened (a Ctrl-C at a slow start). */
@@ -92,17 +113,31 @@ export class Session {
         this.log.info('pty refused: the credential does not permit a pty');
         return reject?.();
       }
+      if (Buffer.byteLength(info.term ?? '') > REQUEST_LIMITS.termBytes) {
+        this.log.warn({ bytes: Buffer.byteLength(info.term), limit: REQUEST_LIMITS.termBytes }, 'pty refused: terminal name too long');
+        return reject?.();
+      }
       this.tty = { term: info.term || 'xterm', cols: info.cols, rows: info.rows };
       accept?.();
     });
     ssh.on('env', (accept, reject, info) => {
       // Only names on the accept list, as sshd's AcceptEnv: PATH or LD_PRELOAD must never be set.
-      if (this.phase === 'setup' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(info.key) && envAccepted(info.key, ctx.acceptEnv)) {
-        this.env[info.key] = info.val;
-        return accept?.();
+      if (!(this.phase === 'setup' && /^[A-Za-z_][A-Za-z0-9_]*$/.test(info.key) && envAccepted(info.key, ctx.acceptEnv))) {
+        this.log.debug({ name: String(info.key).slice(0, 64) }, 'env request refused (not in accept list)');
+        return reject?.();
       }
-      this.log.debug({ name: info.key }, 'env request refused (not in accept list)');
-      reject?.();
+      const previous = Object.hasOwn(this.env, info.key) ? Buffer.byteLength(info.key) + Buffer.byteLength(this.env[info.key]!) : 0;
+      const bytes = this.envBytes - previous + Buffer.byteLength(info.key) + Buffer.byteLength(info.val);
+      const count = Object.keys(this.env).length + (previous > 0 ? 0 : 1);
+      if (count > REQUEST_LIMITS.envVars || bytes > REQUEST_LIMITS.envBytes) {
+        const fields = { name: info.key, vars: count - 1, bytes: this.envBytes, limits: `${REQUEST_LIMITS.envVars} variables, ${REQUEST_LIMITS.envBytes} bytes` };
+        this.log[this.capWarned ? 'debug' : 'warn'](fields, 'env request refused: over the per-session cap');
+        this.capWarned = true;
+        return reject?.();
+      }
+      this.env[info.key] = info.val;
+      this.envBytes = bytes;
+      accept?.();
     });
     ssh.on('window-change', (accept, _reject, info: WindowChangeInfo) => {
       accept?.();
@@ -116,10 +151,18 @@ export class Session {
       else if (this.phase === 'opening' && this.pendingSignals.length < 8) this.pendingSignals.push(name);
     });
     ssh.on('shell', (accept, reject) => this.start(accept, reject, null, 'shell'));
-    ssh.on('exec', (accept, reject, info) => this.start(accept, reject, info.command, 'exec'));
+    ssh.on('exec', (accept, reject, info) => {
+      const bytes = Buffer.byteLength(info.command);
+      if (bytes > REQUEST_LIMITS.commandBytes) {
+        this.log.warn({ bytes, limit: REQUEST_LIMITS.commandBytes }, 'exec refused: command too long');
+        const tooLong = new BridgeError('limit', `command too long (${bytes} bytes; at most ${REQUEST_LIMITS.commandBytes}): pass large input on stdin instead`);
+        return this.start(accept, reject, null, 'exec', tooLong);
+      }
+      this.start(accept, reject, info.command, 'exec');
+    });
     ssh.on('subsystem', (accept, reject, info) => {
       if (info.name !== 'sftp') {
-        this.log.info({ subsystem: info.name }, 'unknown subsystem refused');
+        this.log.info({ subsystem: String(info.name).slice(0, REQUEST_LIMITS.subsystemBytes) }, 'unknown subsystem refused');
         return reject?.();
       }
       this.tty = null; // sftp is a binary protocol: never through a terminal
@@ -184,6 +227,7 @@ export class Session {
     reject: (() => void) | undefined,
     command: string | null,
     kind: string,
+    refusal?: BridgeError,
   ): void {
     if (this.phase !== 'setup') return reject?.();
     const channel = accept();
@@ -193,7 +237,7 @@ export class Session {
     this.phase = 'opening';
     channel.on('error', (err: Error) => this.log.debug({ err: err.message }, 'channel error'));
     channel.stderr.on('error', () => {});
-    void this.run(channel, output, command, kind)
+    void (refusal ? this.fail(channel, output, refusal) : this.run(channel, output, command, kind))
       .catch((err: unknown) => {
         this.log.error({ err }, 'session failed unexpectedly');
         return this.finish(channel, output, { kind: 'error', error: toBridgeError(err) });
@@ -229,11 +273,11 @@ export class Session {
       const d = check({ ...base, container: place.container, podName: place.pod });
       return d.allowed ? null : denial(d);
     };
-    this.log.info(
-      { target: targetName, kind, command, forced: plan.forced || undefined, tty: spec.tty ? `${spec.tty.cols}x${spec.tty.rows} ${spec.tty.term}` : null },
-      'session start',
-    );
-    audit.emit({ event: 'session-start', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, kind, command, tty: spec.tty !== null });
+    // What ran and why: the forced command (not what the client typed), and for sftp the
+    // subsystem's name (not the launcher script that finds sftp-server in the image).
+    const ran = { command: plan.command, subsystem: kind === 'subsystem:sftp' ? 'sftp' : undefined, forced: plan.forced ? identity.source.kind : (false as const), requested: plan.forced ? (plan.env.SSH_ORIGINAL_COMMAND ?? null) : undefined };
+    this.log.info({ target: targetName, kind, ...ran, forced: ran.forced || undefined, tty: spec.tty ? `${spec.tty.cols}x${spec.tty.rows} ${spec.tty.term}` : null }, 'session start');
+    audit.emit({ event: 'session-start', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, kind, ...ran, tty: spec.tty !== null });
 
     let proc: RemoteProcess;
     try {

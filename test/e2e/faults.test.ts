@@ -220,13 +220,19 @@ describe('faults at the front door', () => {
   });
 
   it('idle timeout: a warning first, then the session ends with a line saying why', async () => {
-    const b = await startBridgeProcess({ idleTimeout: 3, sessionWarning: 1.5 });
+    // 6 s: a login shell on a loaded 2-core machine may take seconds to print its first byte, and
+    // the idle clock runs from the session's start.
+    const b = await startBridgeProcess({ idleTimeout: 6, sessionWarning: 3 });
     const s = new InteractiveSsh({ port: b.port, key: b.key, login: 'x' });
+    // Until the shell has answered, keep the session busy (a space and its erasure): a login shell
+    // may take longer than the idle limit to start on a loaded machine, and that is not what this
+    // test is about.
+    const busy = setInterval(() => s.write(' \x7f'), 1000);
     try {
       s.write('echo IN-$((1+1))\r');
-      await s.waitFor(/IN-2/);
+      await s.waitFor(/IN-2/, 60_000).finally(() => clearInterval(busy));
       await s.waitFor(/podbridge: idle session; it ends in \d+ s unless there is activity/, 10_000);
-      await s.waitFor(/podbridge: session ended: idle for 3 s/, 10_000);
+      await s.waitFor(/podbridge: session ended: idle for 6 s/, 10_000);
       assert.equal(await s.waitExit(), 255);
     } finally {
       s.kill();

@@ -10,13 +10,12 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import ssh2 from 'ssh2';
 import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
+import { compiled, REPO as repo } from '../helpers/paths.ts';
 import { makeClientKey, runSsh } from '../helpers/ssh-client.ts';
-
-const repo = path.resolve(import.meta.dirname, '../..');
 
 /** Starts `podbridge serve` as a user would and waits for its "listening" log line. */
 async function startCli(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; port: number; lines: Array<Record<string, unknown>> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src/cli.ts'), 'serve', ...args], {
+  const child = spawn(process.execPath, [compiled('src/cli.ts'), 'serve', ...args], {
     cwd: env.CWD ?? repo,
     env: { ...process.env, KUBECONFIG: '/nonexistent/kubeconfig', HOME: env.HOME ?? process.env.HOME!, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

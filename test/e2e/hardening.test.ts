@@ -11,7 +11,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadHostKeys } from '../../src/ssh/keys.ts';
 import { startTestBridge } from '../helpers/bridge.ts';
-import { InteractiveSsh, makeClientKey, runSsh } from '../helpers/ssh-client.ts';
+import { InteractiveSsh, makeClientKey, runSsh, sshArgs } from '../helpers/ssh-client.ts';
 
 function run(file: string, args: string[]): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
@@ -119,6 +119,43 @@ describe('hardened front door', () => {
     }
   });
 
+  it('a successful login from the address does not wipe its failures (real client)', async () => {
+    const b = await startTestBridge({ backoffThreshold: 3 });
+    try {
+      const stranger = makeClientKey('stranger');
+      for (let i = 0; i < 2; i++) assert.equal((await runSsh({ port: b.port, key: stranger, login: 'x', command: 'true' })).code, 255);
+      const ok = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo in' });
+      assert.equal(ok.stdout.toString(), 'in\n', ok.stderr);
+      // The third failure in the window is the threshold, success or not in between.
+      await runSsh({ port: b.port, key: stranger, login: 'x', command: 'true' });
+      assert.ok(b.logs.some((l) => l.msg === 'repeated authentication failures: source address backed off' && l.source === '127.0.0.1'));
+      const blocked = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo in' });
+      assert.equal(blocked.code, 255);
+      assert.equal(blocked.stdout.length, 0);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('StrictModes: a key added to an authorized_keys file that others can write is not let in', async () => {
+    const b = await startTestBridge({});
+    try {
+      const file = path.join(b.dir, 'authorized_keys');
+      const intruder = makeClientKey('intruder');
+      fs.chmodSync(file, 0o666);
+      fs.appendFileSync(file, `${intruder.publicLine}\n`);
+      const r = await runSsh({ port: b.port, key: intruder, login: 'x', command: 'echo in' });
+      assert.equal(r.code, 255);
+      assert.equal(r.stdout.length, 0);
+      assert.ok(b.logs.some((l) => l.level === 50 && /authorized_keys: not trusted: it is writable by others \(mode 0666\)/.test(String(l.err))), JSON.stringify(b.logs.filter((l) => l.level === 50)));
+      fs.chmodSync(file, 0o600);
+      const fixed = await runSsh({ port: b.port, key: intruder, login: 'x', command: 'echo in' });
+      assert.equal(fixed.stdout.toString(), 'in\n', 'once the mode is fixed the file is read again');
+    } finally {
+      await b.close();
+    }
+  });
+
   it('caps concurrent unauthenticated connections (max-startups) and keeps serving', async () => {
     const b = await startTestBridge({ maxStartups: 3, loginGraceTime: 5 });
     const socks: net.Socket[] = [];
@@ -220,6 +257,40 @@ describe('hardened front door', () => {
     assert.ok(events.some((e) => e.event === 'auth' && e.result === 'failure' && /^key not in .*authorized_keys$/.test(String(e.reason))));
     assert.ok(events.filter((e) => e.event === 'connect').length >= 2);
     assert.ok(events.some((e) => e.event === 'disconnect'));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates the audit file 0600 and records what ran and why: the forced command, the sftp subsystem', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-audit-'));
+    const file = path.join(dir, 'audit.jsonl');
+    const robot = makeClientKey('robot@ci');
+    const plain = makeClientKey('plain@laptop');
+    const authorizedKeys = path.join(dir, 'authorized_keys');
+    fs.writeFileSync(authorizedKeys, `command="echo forced:$SSH_ORIGINAL_COMMAND" ${robot.publicLine}\n${plain.publicLine}\n`);
+    const b = await startTestBridge({ auditLog: file, authorizedKeys, key: plain });
+    try {
+      const forced = await runSsh({ port: b.port, key: robot, login: 'team-a.web-1', command: 'cat /etc/shadow' });
+      assert.equal(forced.stdout.toString(), 'forced:cat /etc/shadow\n', forced.stderr);
+      const sftp = await new Promise<number | null>((resolve) => {
+        const child = execFile('sftp', ['-b', '-', ...sshArgs(b.port, plain).filter((a) => a !== '-p' && a !== String(b.port)), '-P', String(b.port), 'team-a.web-1@127.0.0.1'], () => {});
+        child.stdin!.end('pwd\n');
+        child.on('close', resolve);
+      });
+      assert.equal(sftp, 0);
+    } finally {
+      await b.close();
+    }
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600, 'the audit file is readable by its owner only');
+    const events = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const starts = events.filter((e) => e.event === 'session-start');
+    const byRobot = starts.find((e) => e.identity === 'robot@ci');
+    assert.equal(byRobot?.command, 'echo forced:$SSH_ORIGINAL_COMMAND');
+    assert.equal(byRobot?.forced, 'key');
+    assert.equal(byRobot?.requested, 'cat /etc/shadow');
+    const bySftp = starts.find((e) => e.identity === 'plain@laptop');
+    assert.equal(bySftp?.subsystem, 'sftp');
+    assert.equal(bySftp?.command, null, 'the subsystem, not the launcher script');
+    assert.equal(bySftp?.forced, false);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -26,6 +26,15 @@ function newPod(prefix = 'lc'): string {
   return name;
 }
 const procs = (pod: string) => cluster.api.containerProcesses('team-a', pod, 'app');
+/** The container's processes running exactly this argv (the "containers" are local processes). */
+const running = (pod: string, ...argv: string[]) =>
+  procs(pod).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') === `${argv.join('\0')}\0`;
+    } catch {
+      return false;
+    }
+  });
 
 async function until(check: () => boolean, ms: number, what: () => string): Promise<void> {
   const deadline = Date.now() + ms;
@@ -243,9 +252,10 @@ describe('signals', () => {
     const s = new InteractiveSsh({ port: b.port, key: b.key, login: `team-a.${pod}` });
     try {
       s.write('sleep 1000\r');
-      await until(() => procs(pod).length >= 2, 10_000, () => s.output);
+      // The sleep itself, not a shell still forking it: a Ctrl-C before the exec goes to the shell.
+      await until(() => running(pod, 'sleep', '1000').length === 1, 10_000, () => s.output);
       s.write('\x03');
-      await until(() => procs(pod).length === 1, 10_000, () => `sleep still there: ${procs(pod).join(' ')}`);
+      await until(() => running(pod, 'sleep', '1000').length === 0, 10_000, () => `sleep still there: ${procs(pod).join(' ')}`);
       s.write('echo after-$((6*7))\r');
       await s.waitFor(/after-42/);
     } finally {

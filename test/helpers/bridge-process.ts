@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ConfigInput } from '../../src/config.ts';
+import { compiled } from './paths.ts';
 import { makeClientKey, type ClientKey } from './ssh-client.ts';
 
 export interface BridgeStats {
@@ -31,30 +32,16 @@ export interface BridgeProcess {
   stop(): Promise<void>;
 }
 
-const entry = path.join(import.meta.dirname, 'bridge-process-main.ts');
+/** Plain compiled JavaScript: no TypeScript loader in the child (one used to hang it at start). */
+const entry = compiled('test/helpers/bridge-process-main.ts');
 
-/**
- * A forked child that loads TypeScript through `--import tsx` has been seen to hang before running
- * a line (main thread parked on a futex: Node 20's module-hooks thread). That is the test
- * harness's loader, not the bridge, so a child that does not start is killed and tried once more,
- * and a stuck child can never keep the test run alive.
- */
 export async function startBridgeProcess(input: ConfigInput = {}): Promise<BridgeProcess> {
-  try {
-    return await startOnce(input);
-  } catch (err) {
-    process.stderr.write(`bridge-process: ${(err as Error).message}; retrying once\n`);
-    return startOnce(input);
-  }
-}
-
-async function startOnce(input: ConfigInput): Promise<BridgeProcess> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-proc-'));
   const key = makeClientKey();
   const authorizedKeys = path.join(dir, 'authorized_keys');
   fs.writeFileSync(authorizedKeys, `${key.publicLine}\n`);
   const config: ConfigInput = { listen: '127.0.0.1:0', hostKey: [path.join(dir, 'host_key')], backend: 'local', authorizedKeys, logLevel: 'debug', ...input };
-  const child = fork(entry, [JSON.stringify(config)], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const child = fork(entry, [JSON.stringify(config)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const logs: Array<Record<string, unknown>> = [];
   let buf = '';
   child.stdout!.on('data', (b: Buffer) => {
@@ -77,7 +64,7 @@ async function startOnce(input: ConfigInput): Promise<BridgeProcess> {
       fs.rmSync(dir, { recursive: true, force: true });
       reject(err);
     };
-    // Generous: a fresh process compiles the TypeScript tree first, slowly on a loaded CI machine.
+    // Generous for a loaded CI machine; a child that never starts fails the test with its last lines.
     const timer = setTimeout(() => fail(new Error(`bridge process did not start within 30 s; last log lines: ${JSON.stringify(logs.slice(-5).map((l) => l.msg))}`)), 30_000);
     child.on('message', (m: { ready?: number }) => {
       if (m.ready) {

@@ -23,7 +23,7 @@ export interface TestBridge {
 export async function startTestBridge(input: ConfigInput & { key?: ClientKey } = {}): Promise<TestBridge> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-bridge-'));
   const key = input.key ?? makeClientKey();
-  const authorizedKeys = input.authorizedKeys ?? path.join(dir, 'authorized_keys');
+  const authorizedKeys = typeof input.authorizedKeys === 'string' ? input.authorizedKeys : path.join(dir, 'authorized_keys');
   if (!input.authorizedKeys) fs.writeFileSync(authorizedKeys, `${key.publicLine}\n`);
   const logs: Array<Record<string, unknown>> = [];
   const sink = new Writable({

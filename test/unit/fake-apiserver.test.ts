@@ -18,6 +18,7 @@ import {
   V5_PROTOCOL,
   type FakeApiServerOptions,
 } from '../fixtures/kube-apiserver/index.ts';
+import { compiled, REPO } from '../helpers/paths.ts';
 
 const TOKEN = 'test-token';
 
@@ -705,8 +706,8 @@ test('main.ts serves demo/shell and writes a kubeconfig', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'fake-apiserver-main-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const kubeconfig = join(dir, 'kubeconfig');
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/kube-apiserver/main.ts', '--port', '0', '--kubeconfig-out', kubeconfig], {
-    cwd: join(import.meta.dirname, '..', '..'),
+  const child = spawn(process.execPath, [compiled('test/fixtures/kube-apiserver/main.ts'), '--port', '0', '--kubeconfig-out', kubeconfig], {
+    cwd: REPO,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   t.after(() => {

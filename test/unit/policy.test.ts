@@ -29,6 +29,7 @@ import { addressAllowed, parseAddressPatterns } from '../../src/policy/address.t
 import { parseExpiryTime, parseKeyOptions } from '../../src/policy/key-options.ts';
 import type { TargetRef } from '../../src/target.ts';
 import { parsePublicKey } from '../../src/ssh/keys.ts';
+import { REPO } from '../helpers/paths.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Keys made by the real ssh-keygen
@@ -124,7 +125,7 @@ const ALL = 'shell: true\n    commands: true\n    tty: true\n    fileTransfer: t
 
 describe('policy file: loading', () => {
   it('loads the documented example (examples/policy.yaml)', () => {
-    const file = path.join(import.meta.dirname, '../../examples/policy.yaml');
+    const file = path.join(REPO, 'examples/policy.yaml');
     const policy = parsePolicy(fs.readFileSync(file, 'utf8'), 'examples/policy.yaml');
     assert.equal(policy.kind, 'policy-file');
     assert.deepEqual([...policy.identities.keys()], ['alice', 'bob', 'backup-bot']);

@@ -1,0 +1,62 @@
+/**
+ * The test runner itself: a file that hangs is stopped at its budget, the run fails, and the
+ * output says which test was running and what held the process (issue: a hung run used to cost
+ * ten minutes and say nothing).
+ */
+// test-budget: file 90 s, test 60 s
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { compiled, REPO } from '../helpers/paths.ts';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-runner-test-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function runRunner(name: string, body: string, budget = '20,2'): { code: number | null; out: string } {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, `import { test } from 'node:test';\n${body}\n`);
+  const r = spawnSync(process.execPath, [compiled('test/runner.ts'), '--budget', budget, file], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout + r.stderr };
+}
+
+describe('test runner', () => {
+  it('stops a test that waits forever at the per-test budget, naming it and what kept the process alive', () => {
+    const r = runRunner(
+      'waits.test.mjs',
+      `test('fine', () => {});\ntest('waits forever', () => new Promise(() => { setInterval(() => {}, 60_000); }));\ntest('never reached', () => {});`,
+    );
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /TIMEOUT .*waits\.test\.mjs: test "waits forever" ran over the per-test budget of 2 s/);
+    assert.match(r.out, /running: waits forever \(line 3\)/);
+    assert.match(r.out, /finished: pass fine/);
+    assert.match(r.out, /handles keeping it alive: .*timer \(fires in \d+ ms\)/);
+    assert.match(r.out, /^1 passed, 1 failed$/m);
+  });
+
+  it('stops a busy loop and says the process never yielded', () => {
+    // A loop that never yields also starves the reporter, so the file budget is what stops it.
+    const r = runRunner('spins.test.mjs', `function spin() { for (;;) {} }\ntest('spins', () => spin());`, '5,2');
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /the file ran over its budget of 5 s/);
+    assert.match(r.out, /its JavaScript thread is running without yielding to the event loop/);
+    assert.match(r.out, /^0 passed, 1 failed$/m);
+  });
+
+  it('a file that stays alive after its last test is stopped at the file budget', () => {
+    const r = runRunner('lingers.test.mjs', `test('done', () => { setInterval(() => {}, 1000); });`, '4,3');
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /the file ran over its budget of 4 s/);
+    assert.match(r.out, /running: no test had started/);
+    assert.match(r.out, /^1 passed, 1 failed$/m);
+  });
+
+  it('passing and failing tests are counted in the closing line', () => {
+    const r = runRunner('mixed.test.mjs', `test('a', () => {});\ntest('b', () => { throw new Error('boom'); });\ntest.skip('c', () => {});`);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /mixed\.test\.mjs: b: boom/);
+    assert.match(r.out, /^1 passed, 1 failed, 1 skipped$/m);
+  });
+});
