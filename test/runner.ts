@@ -147,6 +147,10 @@ function startFile(source: string): FileRun {
   const compiled = path.isAbsolute(source) ? source : path.join(CODE, source.replace(/\.ts$/, '.js'));
   if (!fs.existsSync(compiled)) throw new Error(`${compiled} is missing: compile first (npm test does)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-test-run-'));
+  // A HOME of its own, empty: local shells started by a test must not read this machine's
+  // dotfiles (a pyenv init that waits on a stale lock once made every login shell take a minute).
+  const home = path.join(dir, 'home');
+  fs.mkdirSync(home);
   const reporter = path.join(CODE, 'test/support/events-reporter.js');
   // Every node process the file starts (bridges, the fake API server) inherits NODE_OPTIONS, so
   // each can answer SIGUSR2 with a diagnostic report when the file goes over its budget.
@@ -157,7 +161,7 @@ function startFile(source: string): FileRun {
     process.execPath,
     ['--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${reporter}`, `--test-reporter-destination=${path.join(dir, 'events.jsonl')}`, compiled],
     // Its own process group: a timeout stops the file and everything it started, at once.
-    { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: nodeOptions } },
+    { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: home, NODE_OPTIONS: nodeOptions } },
   );
   const run: FileRun = {
     source,

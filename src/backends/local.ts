@@ -7,6 +7,7 @@
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import pty from 'node-pty';
 import type { IPty } from 'node-pty';
@@ -26,8 +27,15 @@ export interface LocalBackendOptions {
   terminateGraceMs?: number;
 }
 
+/** The user's login shell, as sshd takes it from the password database. */
 function pickShell(preferred?: string): string {
-  for (const candidate of [preferred, process.env.SHELL, '/bin/bash', '/bin/sh']) {
+  let passwdShell: string | undefined;
+  try {
+    passwdShell = os.userInfo().shell ?? undefined;
+  } catch {
+    passwdShell = undefined;
+  }
+  for (const candidate of [preferred, passwdShell, process.env.SHELL, '/bin/bash', '/bin/sh']) {
     if (candidate && fs.existsSync(candidate)) return candidate;
   }
   return '/bin/sh';
@@ -37,11 +45,14 @@ function pickShell(preferred?: string): string {
 function sessionEnv(spec: ProcessSpec, shell: string): Record<string, string> {
   const user = os.userInfo();
   const env: Record<string, string> = {
-    HOME: user.homedir,
+    // The bridge user's own idea of home ($HOME, as their shell's `~`), else the password database's.
+    HOME: process.env.HOME && path.isAbsolute(process.env.HOME) ? process.env.HOME : user.homedir,
     USER: user.username,
     LOGNAME: user.username,
     SHELL: shell,
-    PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    // sshd's default PATH, never the bridge's own (under `npm start` that holds node_modules/.bin
+    // and node-gyp-bin); a login shell then sets its own from /etc/profile.
+    PATH: user.uid === 0 ? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' : '/usr/local/bin:/usr/bin:/bin:/usr/games',
   };
   if (spec.tty) env.TERM = spec.tty.term;
   return { ...env, ...spec.env };
@@ -55,6 +66,16 @@ function signalName(signo: number): string {
 function validSignal(name: string): NodeJS.Signals | null {
   const full = `SIG${name}`;
   return full in os.constants.signals ? (full as NodeJS.Signals) : null;
+}
+
+/** The program itself (not its group) still exists, a zombie included until node-pty reaps it. */
+function groupLeaderAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Signals a process group; ESRCH (already gone) is the expected end state, not an error. */
@@ -87,25 +108,59 @@ class PtyProcess implements RemoteProcess {
   readonly canCloseStdin = true;
   readonly exited: Promise<Exit>;
   private ended = false;
+  /** While paused for a slow reader: watches for the program's exit (see drainAfterExit). */
+  private exitWatch: NodeJS.Timeout | null = null;
+  private draining = false;
 
   constructor(
     private readonly term: IPty,
     private readonly graceMs: number,
   ) {
-    this.stdout = new Readable({ read: () => term.resume() });
+    this.stdout = new Readable({
+      read: () => {
+        this.stopExitWatch();
+        term.resume();
+      },
+    });
     term.onData((data: string | Buffer) => {
       // node-pty pauses its socket on request: a slow SSH reader stops the process at its write().
-      if (!this.stdout.push(typeof data === 'string' ? Buffer.from(data) : data)) term.pause();
+      if (!this.stdout.push(typeof data === 'string' ? Buffer.from(data) : data) && !this.draining) {
+        term.pause();
+        this.startExitWatch();
+      }
     });
     this.stdin = ptyInput(term);
     this.exited = new Promise((resolve) => {
       term.onExit(({ exitCode, signal }) => {
         this.ended = true;
+        this.stopExitWatch();
         // node-pty emits exit after its socket closed, so every byte was already pushed.
         this.stdout.push(null);
         resolve(signal ? { kind: 'signal', signal: signalName(signal), coreDumped: false } : { kind: 'code', code: exitCode });
       });
     });
+  }
+
+  /**
+   * node-pty destroys its socket 200 ms after the program exits, paused or not, and what the
+   * program wrote last would be lost while a slow reader holds us paused. So while paused we look
+   * for the program's exit; once it is gone we read the rest whatever the reader's pace: it is no
+   * more than the kernel's terminal buffer (a few KiB), so memory stays bounded.
+   */
+  private startExitWatch(): void {
+    if (this.exitWatch !== null || this.ended) return;
+    this.exitWatch = setInterval(() => {
+      if (groupLeaderAlive(this.term.pid)) return;
+      this.draining = true;
+      this.stopExitWatch();
+      this.term.resume();
+    }, 50);
+    this.exitWatch.unref();
+  }
+
+  private stopExitWatch(): void {
+    if (this.exitWatch !== null) clearInterval(this.exitWatch);
+    this.exitWatch = null;
   }
 
   resize(size: TerminalSize): void {
@@ -231,9 +286,10 @@ export function createLocalBackend(opts: LocalBackendOptions, log: Logger): Back
       const denied = ctx.authorizeResolved?.({ namespace: target.namespace ?? 'default', pod: target.ref.name, container: target.container ?? 'local' });
       if (denied) throw denied;
       const env = sessionEnv(spec, shell);
-      const file = spec.command === null ? shell : '/bin/sh';
-      // A simple command replaces the shell, as with sshd's bash (simple-command.ts); the process
-      // group is still the PID we started.
+      // As sshd: a shell request gets the login shell as a login shell (with or without a
+      // terminal), a command runs as `$SHELL -c CMD`. A simple command replaces the shell, as
+      // with sshd's bash (simple-command.ts); the process group is still the PID we started.
+      const file = shell;
       const args = spec.command === null ? ['-l'] : ['-c', execSimpleCommand(spec.command)];
       const cwd = env.HOME && fs.existsSync(env.HOME) ? env.HOME : '/';
       ctx.log.debug({ target: formatTarget(target), file, args, tty: spec.tty !== null }, 'local spawn');

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { conformance } from './suite.ts';
 import { startTestBridge } from '../helpers/bridge.ts';
 
@@ -5,6 +6,7 @@ conformance({
   name: 'local backend',
   stdinEof: true,
   interruptStatus: 255,
+  commandShell: os.userInfo().shell ?? '/bin/sh',
   errorCases: [],
   async start(options = {}) {
     const b = await startTestBridge({ backend: 'local', ...options });

@@ -56,6 +56,9 @@ export interface ConformanceHarness {
    *  arrives as an exit code (Kubernetes, as kubectl), 255 where it is an exit-signal (local, as
    *  sshd: OpenSSH's client exits 255 on exit-signal). Default 130. */
   interruptStatus?: number;
+  /** The shell a command runs through (its `$0`): /bin/sh in containers, as `kubectl exec -- sh -c`
+   *  would; the user's login shell on the local backend, as sshd runs `$SHELL -c`. Default /bin/sh. */
+  commandShell?: string;
 }
 
 /** Runs a client tool to completion; rejects with its stderr so a failure says why. */
@@ -94,7 +97,7 @@ export function conformance(h: ConformanceHarness): void {
     it('runs a command and returns its stdout with exit status 0', async () => {
       const r = await run('echo hello; printf "%s|" "$0"');
       assert.equal(r.stderr, '');
-      assert.equal(r.stdout.toString(), 'hello\n/bin/sh|');
+      assert.equal(r.stdout.toString(), `hello\n${h.commandShell ?? '/bin/sh'}|`);
       assert.equal(r.code, 0);
     });
 

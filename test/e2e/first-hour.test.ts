@@ -109,6 +109,51 @@ describe('~/.ssh/config snippets in the docs, with the real client', () => {
   }
 });
 
+describe('local backend shells, as sshd gives them', () => {
+  let bridge: TestBridge;
+  const key = path.join(dir, 'id_local');
+  const run = (args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      const child = execFile(
+        'ssh',
+        ['-F', '/dev/null', '-p', String(bridge.port), '-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', ...args],
+        { timeout: 60_000 },
+        (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+      child.stdin!.end(input);
+    });
+  before(async () => {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+    const authorized = path.join(dir, 'authorized_keys_local');
+    fs.writeFileSync(authorized, fs.readFileSync(`${key}.pub`));
+    bridge = await startTestBridge({ authorizedKeys: authorized });
+  });
+  after(() => bridge?.close());
+
+  it("nothing of the bridge's PATH (npm's node_modules/.bin) reaches a shell", async () => {
+    // The bridge runs in this process: give it the PATH `npm start` gives it.
+    const saved = process.env.PATH;
+    process.env.PATH = `${REPO}/node_modules/.bin:/usr/lib/node_modules/npm/node_modules/@npmcli/run-script/lib/node-gyp-bin:${saved}`;
+    const r = await run(['x@127.0.0.1', 'echo "$PATH"']).finally(() => (process.env.PATH = saved));
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /node_modules|node-gyp-bin/);
+    assert.match(r.stdout, /\/usr\/bin/);
+  });
+
+  it("a command runs through the user's login shell, as `$SHELL -c`", async () => {
+    const shell = os.userInfo().shell ?? '/bin/sh';
+    const r = await run(['x@127.0.0.1', 'echo "$0"']);
+    assert.equal(path.basename(r.stdout.trim()), path.basename(shell));
+  });
+
+  it('ssh -T without a command starts a login shell', async () => {
+    assert.equal(os.userInfo().shell, '/bin/bash', 'this test reads bash\'s login_shell option');
+    const r = await run(['-T', 'x@127.0.0.1'], 'shopt -q login_shell && echo LOGIN-SHELL\n');
+    assert.equal(r.stdout, 'LOGIN-SHELL\n');
+    assert.equal(r.code, 0);
+  });
+});
+
 describe('keygen', () => {
   it('refuses an RSA key the bridge would refuse, before writing anything', () => {
     const file = path.join(dir, 'small_rsa');
