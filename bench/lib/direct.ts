@@ -23,9 +23,11 @@ export interface DirectApi {
   target: PodTarget;
 }
 
-export function directApi(kubeconfig: string, target: PodTarget): DirectApi {
+/** `connectTimeoutMs`: as the WebSocket path's handshake timeout, so that many streams opened at
+ *  once on a loaded machine fail on both paths alike or on neither. */
+export function directApi(kubeconfig: string, target: PodTarget, connectTimeoutMs = 30_000): DirectApi {
   const loaded = loadKubeconfig({ kubeconfig });
-  return { api: new KubeApiClient(loaded.kc, { server: loaded.server, contextName: loaded.contextName }), target };
+  return { api: new KubeApiClient(loaded.kc, { server: loaded.server, contextName: loaded.contextName }, connectTimeoutMs), target };
 }
 
 export interface DirectSpec {
