@@ -5,7 +5,7 @@
  * wrote it, by the table.
  */
 import { z } from 'zod';
-import { WRAPPER_RESERVED_PREFIXES } from './backends/kubernetes/command.ts';
+import { WRAPPER_RESERVED_PREFIXES } from './backends/kubernetes/exec/command.ts';
 import { DEFAULT_ALGORITHMS, checkAlgorithms } from './ssh/algorithms.ts';
 import { describeSource, resolveSettings, SettingError, type Layers, type Resolved, type SettingName, type SettingsInput } from './settings.ts';
 

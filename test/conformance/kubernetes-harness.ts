@@ -1,4 +1,5 @@
 /** The conformance harness for the Kubernetes backend, against the fake kube-apiserver. */
+import assert from 'node:assert/strict';
 import { conformance, type ErrorCase } from './suite.ts';
 import { startTestBridge } from '../helpers/bridge.ts';
 import { startTestCluster } from '../helpers/cluster.ts';
@@ -21,13 +22,21 @@ export const errorCases: ErrorCase[] = [
 ];
 
 
-export function kubernetesConformance(name: string, protocols: string[] | undefined, stdinEof: boolean): void {
+/** `protocols`: what exec accepts over WebSocket; `spdyProtocols`: over SPDY ([] refuses SPDY);
+ *  `transport`: what must have carried every exec (the sessions' and the process control's). */
+export function kubernetesConformance(
+  name: string,
+  protocols: string[] | undefined,
+  stdinEof: boolean,
+  spdyProtocols?: string[],
+  transport?: { transport: 'websocket' | 'spdy'; protocol: string },
+): void {
   conformance({
     name,
     stdinEof,
     errorCases,
     async start(options = {}) {
-      const c = await startTestCluster({ protocols });
+      const c = await startTestCluster({ protocols, spdyProtocols });
       const b = await startTestBridge({ backend: 'kubernetes', kubeconfig: c.kubeconfig, ...options });
       return {
         port: b.port,
@@ -37,7 +46,12 @@ export function kubernetesConformance(name: string, protocols: string[] | undefi
         shutdown: b.shutdown,
         close: async () => {
           await b.close();
+          const execs = c.api.execs.map((e) => `${e.transport} ${e.protocol}`);
           await c.stop();
+          if (transport !== undefined) {
+            const want = `${transport.transport} ${transport.protocol}`;
+            assert.ok(execs.length > 0 && execs.every((e) => e === want), `every exec over ${want}; got ${[...new Set(execs)].join(', ')}`);
+          }
         },
       };
     },
