@@ -213,7 +213,7 @@ describe('credentials re-checked on an open connection (OpenSSH ControlMaster)',
 describe('maximum connection lifetime', () => {
   it('ends the connection and its sessions with a message when the lifetime is reached', async () => {
     const b = await startTestBridge({ maxConnectionTime: 2, sessionWarning: 1 });
-    const s = new InteractiveSsh({ port: b.port, key: b.key, login: 'x' });
+    const s = new InteractiveSsh({ port: b.port, key: b.key, login: 'x', command: 'exec sleep 600' });
     try {
       await s.waitFor(/podbridge: this connection reaches its maximum lifetime \(2 s\) in 1 s/, 30_000);
       await s.waitFor(/podbridge: session ended: maximum connection time \(2 s\) reached/, 30_000);

@@ -89,17 +89,16 @@ describe('per-session request caps', () => {
 describe('connection caps', () => {
   it('per identity: the connection over the cap is told why in one line, and the others keep working', async () => {
     const b = await startTestBridge({ maxConnectionsPerIdentity: 1 });
-    const first = new InteractiveSsh({ port: b.port, key: b.key, login: 'x' });
+    // A command, not a login shell: the test must not depend on the machine's shell start-up files.
+    const first = new InteractiveSsh({ port: b.port, key: b.key, login: 'x', command: 'echo FIRST-$((1+1)); exec sleep 600' });
     try {
-      first.write('echo FIRST-$((1+1))\r');
       await first.waitFor(/FIRST-2/);
       const second = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo in' });
       assert.equal(second.code, 255);
       assert.equal(second.stdout.length, 0);
       assert.equal(second.stderr, 'podbridge: identity "tester@podbridge-test" has 1 connections open (the limit); close one (or share one with ControlMaster) and retry\n');
       assert.ok(b.logs.some((l) => l.msg === 'connection refused: max-connections-per-identity'));
-      first.write('exit\r');
-      assert.equal(await first.waitExit(), 0);
+      first.kill();
       // The slot is free again once the first connection closed.
       for (let i = 0; i < 100 && b.bridge.server.connections() > 0; i++) await new Promise((r) => setTimeout(r, 50));
       const third = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo in' });
@@ -114,9 +113,9 @@ describe('connection caps', () => {
     const other = makeClientKey('other@laptop');
     const b = await startTestBridge({ maxConnectionsPerSource: 1 });
     fs.appendFileSync(`${b.dir}/authorized_keys`, `${other.publicLine}\n`);
-    const first = new InteractiveSsh({ port: b.port, key: b.key, login: 'x' });
+    // A command, not a login shell: the test must not depend on the machine's shell start-up files.
+    const first = new InteractiveSsh({ port: b.port, key: b.key, login: 'x', command: 'echo FIRST-$((1+1)); exec sleep 600' });
     try {
-      first.write('echo FIRST-$((1+1))\r');
       await first.waitFor(/FIRST-2/);
       const second = await runSsh({ port: b.port, key: other, login: 'x', command: 'echo in' });
       assert.equal(second.code, 255);
