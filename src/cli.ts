@@ -30,10 +30,14 @@ await yargs(hideBin(process.argv))
         .option('host-key', { type: 'string', array: true, describe: 'Host private key file or directory of keys (a Secret mount); a missing file is generated (ed25519)', defaultDescription: DEFAULT_HOST_KEY })
         .option('authorized-keys', { type: 'string', describe: 'OpenSSH authorized_keys file of the keys allowed in', defaultDescription: defaultAuthorizedKeys() })
         .option('policy', { type: 'string', describe: 'Access policy file (YAML): identities, certificate authorities, rules, impersonation; see docs/policy.md' })
-        .option('backend', { choices: ['auto', 'kubernetes', 'local'] as const, default: 'auto', describe: 'Where sessions run; auto = kubernetes if a kubeconfig or in-cluster config exists, else local shells' })
+        .option('backend', { choices: ['auto', 'kubernetes', 'local', 'docker', 'kubernetes+docker', 'docker+kubernetes'] as const, default: 'auto', describe: 'Where sessions run; auto = kubernetes if a kubeconfig or in-cluster config exists, else local shells; A+B serves both (names without a docker~/k8s~ prefix go to A)' })
         .option('kubeconfig', { type: 'string', describe: 'kubeconfig file', defaultDescription: '$KUBECONFIG, ~/.kube/config, in-cluster' })
         .option('context', { type: 'string', describe: 'kubeconfig context', defaultDescription: 'current-context' })
         .option('namespace', { type: 'string', describe: 'Namespace for login names without one', defaultDescription: "the context's, else default" })
+        .option('docker-host', { type: 'string', describe: 'Docker Engine: unix:///PATH or tcp://HOST:PORT', defaultDescription: '$DOCKER_HOST, the Docker CLI context, unix:///var/run/docker.sock' })
+        .option('docker-tls-ca', { type: 'string', describe: 'CA certificate of a tcp:// Docker Engine', defaultDescription: '$DOCKER_CERT_PATH/ca.pem with DOCKER_TLS_VERIFY' })
+        .option('docker-tls-cert', { type: 'string', describe: 'Client certificate for a tcp:// Docker Engine' })
+        .option('docker-tls-key', { type: 'string', describe: 'Client key for a tcp:// Docker Engine' })
         .option('accept-env', { type: 'string', array: true, describe: 'Environment variables clients may set (sshd AcceptEnv; * wildcards)', defaultDescription: 'LANG LC_* LANGUAGE TZ' })
         .option('idle-timeout', { type: 'number', describe: 'Seconds without traffic before a session is ended (0 = off)', default: 0 })
         .option('max-session-time', { type: 'number', describe: 'Seconds after which any session is ended (0 = off)', default: 12 * 3600 })
@@ -70,6 +74,10 @@ await yargs(hideBin(process.argv))
           kubeconfig: argv.kubeconfig,
           context: argv.context,
           namespace: argv.namespace,
+          dockerHost: argv.dockerHost,
+          dockerTlsCa: argv.dockerTlsCa,
+          dockerTlsCert: argv.dockerTlsCert,
+          dockerTlsKey: argv.dockerTlsKey,
           acceptEnv: argv.acceptEnv,
           idleTimeout: argv.idleTimeout,
           maxSessionTime: argv.maxSessionTime,

@@ -25,11 +25,18 @@ export const configSchema = z.object({
   authorizedKeys: z.string().min(1),
   /** Access policy file (YAML); null: authorized_keys is the whole policy. */
   policy: z.string().min(1).nullable(),
-  backend: z.enum(['auto', 'kubernetes', 'local']),
+  backend: z.enum(['auto', 'kubernetes', 'local', 'docker', 'kubernetes+docker', 'docker+kubernetes']),
   kubernetes: z.object({
     kubeconfig: z.string().min(1).optional(),
     context: z.string().min(1).optional(),
     namespace: z.string().min(1).optional(),
+  }),
+  /** The Docker Engine (--backend docker); unset fields follow the Docker CLI (DOCKER_HOST, contexts). */
+  docker: z.object({
+    host: z.string().min(1).optional(),
+    tlsCa: z.string().min(1).optional(),
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
   }),
   ssh: z.object({
     /** Server-to-client keepalives so idle sessions survive load balancers (they cut at ~60 s). */
@@ -112,6 +119,10 @@ export interface ConfigInput {
   kubeconfig?: string;
   context?: string;
   namespace?: string;
+  dockerHost?: string;
+  dockerTlsCa?: string;
+  dockerTlsCert?: string;
+  dockerTlsKey?: string;
   acceptEnv?: string[];
   keepaliveInterval?: number;
   keepaliveCountMax?: number;
@@ -149,6 +160,7 @@ export function buildConfig(input: ConfigInput): Config {
     policy: input.policy ?? null,
     backend: input.backend ?? 'auto',
     kubernetes: { kubeconfig: input.kubeconfig, context: input.context, namespace: input.namespace },
+    docker: { host: input.dockerHost, tlsCa: input.dockerTlsCa, tlsCert: input.dockerTlsCert, tlsKey: input.dockerTlsKey },
     session: {
       acceptEnv: input.acceptEnv ?? ['LANG', 'LC_*', 'LANGUAGE', 'TZ'],
       idleTimeoutMs: seconds(input.idleTimeout ?? 0),
