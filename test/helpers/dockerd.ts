@@ -3,7 +3,7 @@
  * under a temp directory (vfs storage, no iptables, no bridge), started here and stopped here.
  * Images are made offline with `docker import` of root filesystems built from this machine's
  * files, since no registry is reachable:
- *   - pb-test: busybox-static (every applet as a symlink), bash and sftp-server copied from the
+ *   - pb-test: busybox-static (every applet as a symlink), bash, sftp-server and scp copied from the
  *     host with the libraries `ldd` names;
  *   - pb-noshell: a static busybox at /usr/bin/busybox and nothing else (no /bin/sh).
  * When dockerd cannot start, start() throws with the reason and dockerd's last log lines: the
@@ -33,6 +33,8 @@ export interface TestDockerd {
 const BUSYBOX = '/bin/busybox';
 const BASH = '/bin/bash';
 const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
+/** Legacy `scp -O` runs `scp -t` in the container. */
+const SCP = '/usr/bin/scp';
 
 export async function startTestDockerd(): Promise<TestDockerd> {
   for (const [file, pkg] of [['dockerd', 'docker.io'], ['docker', 'docker.io']] as const) {
@@ -131,7 +133,7 @@ export async function startTestDockerd(): Promise<TestDockerd> {
 
 /** Builds a root filesystem from host files and imports it. */
 async function buildImages(dir: string, docker: TestDockerd['docker']): Promise<void> {
-  for (const file of [BUSYBOX, BASH, SFTP_SERVER]) {
+  for (const file of [BUSYBOX, BASH, SFTP_SERVER, SCP]) {
     if (!fs.existsSync(file)) throw new Error(`${file} is missing: install busybox-static, bash and openssh-sftp-server to build the test images`);
   }
   const root = path.join(dir, 'root-test');
@@ -147,6 +149,7 @@ async function buildImages(dir: string, docker: TestDockerd['docker']): Promise<
   fs.rmSync(path.join(root, 'bin', 'bash'), { force: true });
   await copyWithLibraries(root, BASH);
   await copyWithLibraries(root, SFTP_SERVER);
+  await copyWithLibraries(root, SCP);
   for (const d of ['etc', 'tmp', 'root', 'proc', 'sys', 'dev', 'usr/bin']) fs.mkdirSync(path.join(root, d), { recursive: true });
   fs.chmodSync(path.join(root, 'tmp'), 0o1777);
   fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n');
