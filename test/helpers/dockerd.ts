@@ -117,13 +117,29 @@ export async function startTestDockerd(): Promise<TestDockerd> {
     dir,
     docker,
     async stop() {
-      await docker(['rm', '-f', ...(await docker(['ps', '-aq'])).split('\n').filter(Boolean)]).catch(() => '');
+      const ids = (await docker(['ps', '-aq']).catch(() => '')).split('\n').filter(Boolean);
+      if (ids.length > 0) await docker(['rm', '-f', ...ids]).catch(() => '');
       await stopChild('SIGTERM');
-      // containerd (started by dockerd) exits with it; its state lives under the exec root.
+      // A dockerd that was killed can leave containers' shm mounts behind under the data root.
+      for (const line of fs.readFileSync('/proc/mounts', 'utf8').split('\n').reverse()) {
+        const mountPoint = line.split(' ')[1];
+        if (mountPoint?.startsWith(`${dir}/`)) await run('umount', ['-l', mountPoint]).catch(() => '');
+      }
       fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
     },
     async kill() {
       await stopChild('SIGKILL');
+      // dockerd's own containerd outlives it and would keep the next dockerd from starting its own.
+      const pidFile = path.join(dir, 'exec', 'containerd', 'containerd.pid');
+      const pid = Number(fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').trim() : NaN);
+      if (Number.isInteger(pid) && pid > 1) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        for (let i = 0; i < 100 && alive(pid); i++) await delay(50);
+      }
     },
     async restart() {
       await launch();
@@ -203,6 +219,15 @@ function pingOk(socketPath: string): Promise<boolean> {
     req.on('error', () => resolve(false));
     req.on('timeout', () => req.destroy());
   });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function onPath(file: string): boolean {

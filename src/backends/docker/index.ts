@@ -47,6 +47,9 @@ export interface DockerBackendOptions extends EndpointOptions {
 
 /** How long the end of a session may wait for the container to explain it. */
 const EXPLAIN_BUDGET_MS = 4_000;
+/** Looks at the container after a SIGKILL exit, this far apart (2 s in all). */
+const EXPLAIN_CHECKS = 8;
+const EXPLAIN_RECHECK_MS = 250;
 /** backend.close() waits this long for cleanups still running in the background. */
 const CLOSE_WAIT_MS = 10_000;
 
@@ -174,14 +177,22 @@ async function explainEnd(exit: Exit, ctx: EndContext): Promise<Exit> {
   const lost = exit.kind === 'error' && exit.error.code === 'stream-lost';
   const suspicious = lost || (exit.kind === 'code' && exit.code > 128);
   if (!suspicious) return exit;
-  const now = await Promise.race([
-    inspectNow(ctx.engine, ctx.place.id).then(
-      (c) => ({ ok: true as const, c }),
-      () => ({ ok: false as const }),
-    ),
-    delay(EXPLAIN_BUDGET_MS, { ok: false as const }, { ref: false }),
-  ]);
-  if (now.ok) {
+  // The Engine records a stop a moment after the processes died (exit 137 can arrive first):
+  // after a SIGKILL or a lost stream, look a few times before deciding it was not the container.
+  const killed = lost || (exit.kind === 'code' && exit.code === 137);
+  const deadline = Date.now() + EXPLAIN_BUDGET_MS;
+  for (let check = 0; check < (killed ? EXPLAIN_CHECKS : 1); check++) {
+    if (check > 0) await delay(EXPLAIN_RECHECK_MS);
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    const now = await Promise.race([
+      inspectNow(ctx.engine, ctx.place.id).then(
+        (c) => ({ ok: true as const, c }),
+        () => ({ ok: false as const }),
+      ),
+      delay(left, { ok: false as const }, { ref: false }),
+    ]);
+    if (!now.ok) break;
     const explained = compare(ctx.place, ctx.inspect, now.c);
     if (explained !== null) {
       ctx.log.info({ exit: exit.kind === 'code' ? exit.code : exit.kind, why: explained.message }, 'session ended with its container');

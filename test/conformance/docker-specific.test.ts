@@ -1,0 +1,114 @@
+/**
+ * What only the Docker backend has, against a real dockerd: the login grammar reaching the right
+ * container (name, ID prefix, Compose replicas, docker~ prefix), nothing left in the container
+ * after a disconnect, a container that stops or is removed ending the session with one line,
+ * and the Engine going away and coming back.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { runSsh, sshArgs } from '../helpers/ssh-client.ts';
+import { TEST_IMAGE } from '../helpers/dockerd.ts';
+import { startDockerWorld, type DockerWorld } from './docker-harness.ts';
+
+describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', () => {
+  let w: DockerWorld;
+  const ssh = (login: string, command: string, timeoutMs = 60_000) => runSsh({ port: w.bridge.port, key: w.bridge.key, login, command, timeoutMs });
+  const hostnameOf = async (name: string) => (await w.dockerd.docker(['inspect', '-f', '{{.Config.Hostname}}', name])).trim();
+  /** Processes in the container whose command line holds `marker`, as `ps` inside it sees them. */
+  const psGrep = async (container: string, marker: string) =>
+    (await w.dockerd.docker(['exec', container, 'ps', '-o', 'pid,args'])).split('\n').filter((l) => l.includes(marker) && !l.includes('ps -o'));
+  const waitUntil = async (what: string, check: () => Promise<boolean>, ms = 30_000) => {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+      await delay(100);
+    }
+  };
+
+  before(async () => {
+    w = await startDockerWorld();
+  });
+  after(async () => {
+    await w?.close();
+  });
+
+  it('reaches a container by name, by ID prefix, with the docker~ prefix, and Compose replicas by PROJECT.SERVICE[+N]', async () => {
+    const web = await hostnameOf('web');
+    const id = (await w.dockerd.docker(['inspect', '-f', '{{.Id}}', 'web'])).trim();
+    for (const login of ['web', 'docker~web', id.slice(0, 10)]) {
+      const r = await ssh(login, 'hostname');
+      assert.equal(r.stdout.toString().trim(), web, `${login}: ${r.stderr}`);
+      assert.equal(r.code, 0);
+    }
+    assert.equal((await ssh('shop.web', 'hostname')).stdout.toString().trim(), await hostnameOf('shop-web-1'), 'without +N: the lowest running replica');
+    assert.equal((await ssh('shop.web+2', 'hostname')).stdout.toString().trim(), await hostnameOf('shop-web-2'));
+    assert.equal((await ssh('docker~shop.web+1', 'hostname')).stdout.toString().trim(), await hostnameOf('shop-web-1'));
+  });
+
+  it('refuses a name Docker cannot have, and +N on a plain container, with one line', async () => {
+    const bad = await ssh('web/x', 'true');
+    assert.match(bad.stderr, /^podbridge: invalid login name "web\/x": Docker names have no '\/' \(a Compose service is PROJECT\.SERVICE\); expected CONTAINER \(a name or ID prefix\), PROJECT\.SERVICE or PROJECT\.SERVICE\+N, optionally after docker~\n$/);
+    assert.equal(bad.code, 255);
+    const prefix = await ssh('web+2', 'true');
+    assert.match(prefix.stderr, /a replica number \(\+N\) follows only PROJECT\.SERVICE/);
+  });
+
+  it('runs a plain command in an image without /bin/sh, and says a shell cannot open there', async () => {
+    const r = await ssh('distroless', '/usr/bin/busybox echo plain works');
+    assert.equal(r.stdout.toString(), 'plain works\n');
+    assert.equal(r.code, 0);
+    const shell = await runSsh({ port: w.bridge.port, key: w.bridge.key, login: 'distroless' });
+    assert.match(shell.stderr, /^podbridge: Docker container "distroless" has no \/bin\/sh, so there is no shell to open; run a command instead/);
+    assert.equal(shell.code, 255);
+  });
+
+  it('leaves nothing running in the container after the client disconnects', async () => {
+    const child = spawn('ssh', [...sshArgs(w.bridge.port, w.bridge.key), 'web@127.0.0.1', 'sleep 4242 & (sleep 4343 &) ; echo started; sleep 4444'], { stdio: 'pipe' });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    await waitUntil('the command started', async () => out.includes('started'));
+    assert.equal((await psGrep('web', 'sleep 4')).length >= 3, true, 'the three sleeps run');
+    child.kill('SIGKILL');
+    await waitUntil('no sleep of the session is left in the container (docker exec ps)', async () => (await psGrep('web', 'sleep 4')).length === 0);
+    const top = await w.dockerd.docker(['top', 'web']);
+    assert.doesNotMatch(top, /sleep 4[234]4[234]/);
+  });
+
+  it('ends the session with one line when its container is killed, and when it is removed', async () => {
+    await w.dockerd.docker(['run', '-d', '--network', 'none', '--name', 'victim', TEST_IMAGE, 'sleep', '1000000']);
+    const killed = ssh('victim', 'echo up; sleep 600');
+    await waitUntil('the session runs', async () => (await psGrep('victim', 'sleep 600')).length > 0);
+    await w.dockerd.docker(['kill', 'victim']);
+    const k = await killed;
+    assert.equal(k.stdout.toString(), 'up\n');
+    assert.match(k.stderr, /^podbridge: Docker container "victim" stopped \(exit code 137\); the session ended with it\n$/);
+    assert.equal(k.code, 255);
+
+    await w.dockerd.docker(['run', '-d', '--network', 'none', '--name', 'victim2', TEST_IMAGE, 'sleep', '1000000']);
+    const removed = ssh('victim2', 'sleep 600');
+    await waitUntil('the session runs', async () => (await psGrep('victim2', 'sleep 600')).length > 0);
+    await w.dockerd.docker(['rm', '-f', 'victim2']);
+    const r = await removed;
+    assert.match(r.stderr, /^podbridge: Docker container "victim2" (was removed; the session ended with it|stopped \(exit code 137\); the session ended with it)\n$/);
+    assert.equal(r.code, 255);
+  });
+
+  it('the Engine going away ends the session cleanly; logins say so; it works again once dockerd is back', async () => {
+    const running = ssh('web', 'echo up; sleep 600', 120_000);
+    await waitUntil('the session runs', async () => (await psGrep('web', 'sleep 600')).length > 0);
+    await w.dockerd.kill();
+    const r = await running;
+    assert.equal(r.stdout.toString(), 'up\n');
+    assert.match(r.stderr, /^podbridge: (connection to the Docker Engine lost before Docker container "web" reported an exit status[^\n]*|Docker container "web" stopped[^\n]*)\n$/);
+    assert.equal(r.code, 255);
+    const refused = await ssh('web', 'true');
+    assert.match(refused.stderr, /^podbridge: cannot reach the Docker Engine[^\n]*\n$/);
+    assert.equal(refused.code, 255);
+    await w.dockerd.restart();
+    await w.dockerd.docker(['start', 'web']).catch(() => '');
+    const again = await ssh('web', 'echo back');
+    assert.equal(again.stdout.toString(), 'back\n', again.stderr);
+  });
+});
