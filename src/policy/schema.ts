@@ -75,6 +75,9 @@ const ruleSchema = z.strictObject({
       labels: z.record(z.string(), z.string()).optional(),
     })
     .optional(),
+}).superRefine((rule, ctx) => {
+  // Kubernetes rules name namespaces; a rule only about Docker containers names none.
+  if (rule.namespaces === undefined && rule.docker === undefined) ctx.addIssue({ code: 'custom', path: ['namespaces'], message: 'is required (or docker, for a rule about Docker containers)' });
 });
 
 export const policyFileSchema = z.strictObject({

@@ -25,7 +25,7 @@ describe('config', () => {
   });
 
   it('names the setting that is wrong', () => {
-    assert.throws(() => buildConfig({ backend: 'docker' }), /invalid configuration: backend:/);
+    assert.throws(() => buildConfig({ backend: 'podman' }), /invalid configuration: backend:/);
     assert.throws(() => buildConfig({ acceptEnv: ['LANG;rm'] }), /invalid configuration: session\.acceptEnv\.0/);
     assert.throws(() => buildConfig({ loginGraceTime: 0 }), /invalid configuration: ssh\.loginGraceMs/);
   });
