@@ -10,8 +10,8 @@ export interface DockerWorld {
 
 /** Containers every Docker test can use: `web` (running), Compose replicas shop.web+1/+2,
  *  `stopped` (exited 3), `distroless` (no /bin/sh). */
-export async function startDockerWorld(extra: Parameters<typeof startTestBridge>[0] = {}): Promise<DockerWorld> {
-  const dockerd = await startTestDockerd();
+export async function startDockerWorld(extra: Parameters<typeof startTestBridge>[0] = {}, options: { tls?: boolean } = {}): Promise<DockerWorld> {
+  const dockerd = await startTestDockerd(options);
   try {
     const run = (name: string, args: string[], image = TEST_IMAGE, cmd = ['sleep', '1000000']) =>
       dockerd.docker(['run', '-d', '--network', 'none', '--name', name, ...args, image, ...cmd]);

@@ -8,7 +8,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { runSsh, sshArgs } from '../helpers/ssh-client.ts';
+import crypto from 'node:crypto';
+import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
+import { startTestCluster } from '../helpers/cluster.ts';
+import { InteractiveSsh, runSsh, sshArgs } from '../helpers/ssh-client.ts';
 import { TEST_IMAGE } from '../helpers/dockerd.ts';
 import { startDockerWorld, type DockerWorld } from './docker-harness.ts';
 
@@ -28,7 +31,7 @@ describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', (
   };
 
   before(async () => {
-    w = await startDockerWorld();
+    w = await startDockerWorld({}, { tls: true });
   });
   after(async () => {
     await w?.close();
@@ -93,6 +96,58 @@ describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', (
     const r = await removed;
     assert.match(r.stderr, /^podbridge: Docker container "victim2" (was removed; the session ended with it|stopped \(exit code 137\); the session ended with it)\n$/);
     assert.equal(r.code, 255);
+  });
+
+  it('reaches a TCP Engine over TLS with client certificates: stdin EOF through the half-closed TLS stream, a TTY, exit codes', async () => {
+    const tcp = w.dockerd.tcp!;
+    const b = await startTestBridge({ backend: 'docker', dockerHost: tcp.host, dockerTlsCa: tcp.ca, dockerTlsCert: tcp.cert, dockerTlsKey: tcp.key, key: w.bridge.key });
+    try {
+      const data = crypto.randomBytes(2 * 1024 * 1024);
+      const r = await runSsh({ port: b.port, key: b.key, login: 'web', command: 'sha256sum | cut -d" " -f1; exit 5', stdin: data });
+      assert.equal(r.stdout.toString().trim(), crypto.createHash('sha256').update(data).digest('hex'), r.stderr);
+      assert.equal(r.code, 5);
+      const s = new InteractiveSsh({ port: b.port, key: b.key, login: 'shop.web+2', cols: 101, rows: 33 });
+      try {
+        s.write('echo "S=$(stty size) T=$TERM"; exit 9\r');
+        const m = await s.waitFor(/S=(\d+ \d+) T=(\S+)/);
+        assert.equal(m[1], '33 101');
+        assert.equal(m[2], 'xterm-256color');
+        assert.equal(await s.waitExit(), 9);
+      } finally {
+        s.kill();
+      }
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('an idle session is ended by the bridge and leaves nothing in the container', async () => {
+    const b = await startTestBridge({ backend: 'docker', dockerHost: w.dockerd.host, idleTimeout: 2, sessionWarning: 0, key: w.bridge.key });
+    try {
+      const r = await runSsh({ port: b.port, key: b.key, login: 'web', command: 'sleep 4646 & sleep 4747' });
+      assert.match(r.stderr, /^podbridge: session ended: idle for 2 s\n$/);
+      assert.equal(r.code, 255);
+      await waitUntil('nothing of the idle session is left', async () => (await psGrep('web', 'sleep 4')).length === 0);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('one bridge serves Kubernetes and Docker: unprefixed names go to Kubernetes, docker~ to Docker', async () => {
+    const cluster = await startTestCluster();
+    let b: TestBridge | null = null;
+    try {
+      b = await startTestBridge({ backend: 'kubernetes+docker', kubeconfig: cluster.kubeconfig, dockerHost: w.dockerd.host, key: w.bridge.key });
+      const kube = await runSsh({ port: b.port, key: b.key, login: 'team-a.web-1', command: 'echo from-kubernetes' });
+      assert.equal(kube.stdout.toString(), 'from-kubernetes\n', kube.stderr);
+      const dock = await runSsh({ port: b.port, key: b.key, login: 'docker~web', command: 'hostname' });
+      assert.equal(dock.stdout.toString().trim(), await hostnameOf('web'), dock.stderr);
+      const k8s = await runSsh({ port: b.port, key: b.key, login: 'k8s~team-a.web-1', command: 'echo explicit' });
+      assert.equal(k8s.stdout.toString(), 'explicit\n', k8s.stderr);
+    } finally {
+      await b?.close();
+      await cluster.stop();
+    }
   });
 
   it('the Engine going away ends the session cleanly; logins say so; it works again once dockerd is back', async () => {

@@ -12,12 +12,15 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
 export interface TestDockerd {
   /** unix:///.../docker.sock */
   host: string;
+  /** With `tls: true`: the same daemon on tcp://127.0.0.1:PORT, client certificates required. */
+  tcp: { host: string; ca: string; cert: string; key: string } | null;
   socketPath: string;
   dir: string;
   /** Runs the docker CLI against this daemon; resolves with stdout, rejects with stderr. */
@@ -36,7 +39,7 @@ const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 /** Legacy `scp -O` runs `scp -t` in the container. */
 const SCP = '/usr/bin/scp';
 
-export async function startTestDockerd(): Promise<TestDockerd> {
+export async function startTestDockerd(options: { tls?: boolean } = {}): Promise<TestDockerd> {
   for (const [file, pkg] of [['dockerd', 'docker.io'], ['docker', 'docker.io']] as const) {
     if (!onPath(file)) throw new Error(`${file} not found on PATH: install Debian's ${pkg} (apt-get install ${pkg}); the Docker tests need a real Engine`);
   }
@@ -47,6 +50,13 @@ export async function startTestDockerd(): Promise<TestDockerd> {
   const host = `unix://${socketPath}`;
   const logFile = path.join(dir, 'dockerd.log');
   let child: ChildProcess | null = null;
+  let tcp: TestDockerd['tcp'] = null;
+  let tlsArgs: string[] = [];
+  if (options.tls === true) {
+    const made = await makeTlsFiles(dir);
+    tcp = made.client;
+    tlsArgs = made.daemonArgs;
+  }
 
   const launch = async (): Promise<void> => {
     const log = fs.openSync(logFile, 'a');
@@ -63,6 +73,7 @@ export async function startTestDockerd(): Promise<TestDockerd> {
         `--exec-root=${path.join(dir, 'exec')}`,
         `--pidfile=${path.join(dir, 'docker.pid')}`,
         `--host=${host}`,
+        ...tlsArgs,
         '--log-level=warn',
       ],
       { stdio: ['ignore', log, log], detached: false },
@@ -113,6 +124,7 @@ export async function startTestDockerd(): Promise<TestDockerd> {
 
   return {
     host,
+    tcp,
     socketPath,
     dir,
     docker,
@@ -218,6 +230,36 @@ function pingOk(socketPath: string): Promise<boolean> {
     });
     req.on('error', () => resolve(false));
     req.on('timeout', () => req.destroy());
+  });
+}
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl. */
+async function makeTlsFiles(dir: string): Promise<{ client: NonNullable<TestDockerd['tcp']>; daemonArgs: string[] }> {
+  const tls = path.join(dir, 'tls');
+  fs.mkdirSync(tls);
+  const f = (name: string) => path.join(tls, name);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run('openssl', ['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=podbridge-test-ca']);
+  for (const [who, ext] of [['server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth'], ['client', 'extendedKeyUsage=clientAuth']] as const) {
+    fs.writeFileSync(f(`${who}.ext`), `${ext}\n`);
+    await run('openssl', ['req', ...ec, '-keyout', f(`${who}.key`), '-out', f(`${who}.csr`), '-subj', `/CN=${who}`]);
+    await run('openssl', ['x509', '-req', '-in', f(`${who}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${who}.pem`), '-days', '2', '-extfile', f(`${who}.ext`)]);
+  }
+  const port = await freePort();
+  return {
+    client: { host: `tcp://127.0.0.1:${port}`, ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') },
+    daemonArgs: [`--host=tcp://127.0.0.1:${port}`, '--tlsverify', `--tlscacert=${f('ca.pem')}`, `--tlscert=${f('server.pem')}`, `--tlskey=${f('server.key')}`],
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
   });
 }
 

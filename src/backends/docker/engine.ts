@@ -82,7 +82,7 @@ export class EngineClient {
   /** One JSON request; the parsed body on 2xx, an EngineError with the Engine's words otherwise. */
   async json<T>(method: string, apiPath: string, body?: unknown): Promise<{ status: number; body: T }> {
     const version = await this.apiVersion();
-    const res = await this.send(method, `/v${version}${apiPath}`, body, false);
+    const res = await this.send(method, `/v${version}${apiPath}`, body);
     const text = (await readBody(res)).toString('utf8');
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) throw new EngineError(engineMessage(text, status), status);
@@ -92,7 +92,7 @@ export class EngineClient {
   /** A request whose answer is a long stream (events); the caller reads and destroys it. */
   async stream(apiPath: string): Promise<http.IncomingMessage> {
     const version = await this.apiVersion();
-    const res = await this.send('GET', `/v${version}${apiPath}`, undefined, false, 0);
+    const res = await this.send('GET', `/v${version}${apiPath}`, undefined, 0);
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) throw new EngineError(engineMessage((await readBody(res)).toString('utf8'), status), status);
     return res;
@@ -124,7 +124,7 @@ export class EngineClient {
   }
 
   private async negotiate(): Promise<string> {
-    const res = await this.send('GET', '/_ping', undefined, false);
+    const res = await this.send('GET', '/_ping', undefined);
     await readBody(res);
     if ((res.statusCode ?? 0) >= 500) throw new EngineError(`the Docker Engine at ${this.endpoint.url} answered /_ping with HTTP ${res.statusCode}`, res.statusCode ?? 0);
     const header = res.headers['api-version'];
@@ -139,10 +139,10 @@ export class EngineClient {
     return chosen;
   }
 
-  private send(method: string, fullPath: string, body: unknown, upgrade: boolean, timeoutMs = this.timeoutMs): Promise<http.IncomingMessage> {
+  private send(method: string, fullPath: string, body: unknown, timeoutMs = this.timeoutMs): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
       const headers: Record<string, string> = body === undefined ? {} : { 'Content-Type': 'application/json' };
-      const req = this.request(method, fullPath, headers, upgrade);
+      const req = this.request(method, fullPath, headers, false);
       if (timeoutMs > 0) {
         req.setTimeout(timeoutMs, () => req.destroy(new EngineError(`no answer from the Docker Engine at ${this.endpoint.url} within ${timeoutMs / 1000} s`, null, 'ETIMEDOUT')));
       }
@@ -158,8 +158,9 @@ export class EngineClient {
 
   private request(method: string, fullPath: string, headers: Record<string, string>, ownSocket: boolean): http.ClientRequest {
     const ep = this.endpoint;
-    const common: http.RequestOptions = { method, path: fullPath, headers: { Host: 'docker', ...headers }, agent: ownSocket ? false : this.agent };
-    if (ep.kind === 'unix') return http.request({ ...common, socketPath: ep.socketPath });
+    const common: http.RequestOptions = { method, path: fullPath, headers, agent: ownSocket ? false : this.agent };
+    // Over a socket there is no host name; over TCP the real one (TLS checks it) stays.
+    if (ep.kind === 'unix') return http.request({ ...common, headers: { Host: 'docker', ...headers }, socketPath: ep.socketPath });
     if (ep.tls === null) return http.request({ ...common, host: ep.host, port: ep.port });
     return https.request({
       ...common,
