@@ -6,7 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import ssh2 from 'ssh2';
 import { setTimeout as delay } from 'node:timers/promises';
 import crypto from 'node:crypto';
 import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
@@ -148,6 +150,52 @@ describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', (
       await b?.close();
       await cluster.stop();
     }
+  });
+
+  it('signals reach the command (ssh2 client: OpenSSH sends none); KILL is reported as exit-signal KILL', async () => {
+    const exit = await new Promise<{ code: unknown; signal: unknown }>((resolve, reject) => {
+      const c = new ssh2.Client();
+      c.on('error', reject);
+      c.on('ready', () => {
+        const traps = ['INT', 'HUP', 'USR1'].map((sig) => `trap 'echo got-${sig}' ${sig};`).join(' ');
+        c.exec(`${traps} echo ready; while :; do sleep 0.1; done`, (err, stream) => {
+          if (err) return reject(err);
+          let out = '';
+          let result: { code: unknown; signal: unknown } = { code: undefined, signal: undefined };
+          stream.on('data', (d: Buffer) => (out += d.toString()));
+          stream.stderr.on('data', (d: Buffer) => (out += d.toString()));
+          stream.on('exit', (code: unknown, signal: unknown) => (result = { code, signal }));
+          stream.on('close', () => {
+            c.end();
+            resolve(result);
+          });
+          void (async () => {
+            await waitUntil(`ready: ${out}`, async () => out.includes('ready'));
+            for (const sig of ['INT', 'HUP', 'USR1']) {
+              stream.signal(sig);
+              await waitUntil(`got-${sig}: ${out}`, async () => out.includes(`got-${sig}`));
+            }
+            stream.signal('KILL');
+          })().catch(reject);
+        });
+      });
+      c.connect({ host: '127.0.0.1', port: w.bridge.port, username: 'shop.web+1', privateKey: fs.readFileSync(w.bridge.key.keyFile) });
+    });
+    assert.deepEqual(exit, { code: null, signal: 'SIGKILL' });
+  });
+
+  it('the bridge shuts down: its sessions are ended and nothing is left in the container', async () => {
+    const doomed = await startTestBridge({ backend: 'docker', dockerHost: w.dockerd.host, key: w.bridge.key });
+    const child = spawn('ssh', [...sshArgs(doomed.port, doomed.key), 'shop.web+2@127.0.0.1', 'sleep 4848 & echo ready; wait'], { stdio: 'pipe' });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    try {
+      await waitUntil('the session started', async () => out.includes('ready'));
+    } finally {
+      await doomed.close();
+    }
+    await waitUntil('nothing of the session is left', async () => (await psGrep('shop-web-2', 'sleep 4848')).length === 0);
+    child.kill('SIGKILL');
   });
 
   it('the Engine going away ends the session cleanly; logins say so; it works again once dockerd is back', async () => {
