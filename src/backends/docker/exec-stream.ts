@@ -99,7 +99,7 @@ export class DockerExec implements RemoteProcess {
 
   private report: PidReportReader | null;
   /** Set when the first stdout bytes were not our report: the wrapper never ran. */
-  private startError: Buffer | null = null as Buffer | null;
+  private startError: Buffer | null = null;
   private systemError = '';
 
   private stdinHeld: boolean;
