@@ -23,6 +23,7 @@ import { summarizeCpuProfile, summarizeHeapGrowth, type CpuSummary, type HeapSum
 import { fileName, markdown, updateDoc, verdicts, type Results } from './lib/report.ts';
 import { makeClientKey, setClientOptions } from './lib/ssh-clients.ts';
 import { ensureSshd, kubectlAvailability, startSshd, writeRecipeScript, type Availability, type Sshd } from './lib/sshd.ts';
+import { dockerScenario } from './scenarios/docker.ts';
 import { latency } from './scenarios/latency.ts';
 import { scaleBridge, scaleSshdTree } from './scenarios/scale.ts';
 import { setup } from './scenarios/setup.ts';
@@ -33,7 +34,7 @@ import { REPO } from '../test/helpers/paths.ts';
 
 /** The checkout (results and docs are written there), wherever this compiled file runs from. */
 const ROOT = REPO;
-const SCENARIOS = ['download', 'upload', 'latency', 'setup', 'streams', 'scale'] as const;
+const SCENARIOS = ['download', 'upload', 'latency', 'setup', 'streams', 'scale', 'docker'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const USAGE = `npm run bench -- [options]
@@ -98,7 +99,7 @@ function params(quick: boolean): Params {
       concurrency: 16,
       idleWindowMs: 2000,
       treeSessions: 5,
-      budgets: { download: 15, upload: 10, latency: 15, setup: 12, streams: 15, scale: 30 },
+      budgets: { download: 15, upload: 10, latency: 15, setup: 12, streams: 15, scale: 30, docker: 40 },
     };
   }
   return {
@@ -116,7 +117,7 @@ function params(quick: boolean): Params {
     concurrency: 16,
     idleWindowMs: 5000,
     treeSessions: 20,
-    budgets: { download: 110, upload: 50, latency: 40, setup: 50, streams: 60, scale: 180 },
+    budgets: { download: 110, upload: 50, latency: 40, setup: 50, streams: 60, scale: 180, docker: 90 },
   };
 }
 
@@ -406,6 +407,12 @@ async function main(): Promise<void> {
         });
         results.scaleCandidate = { ...cpart, recipe: null, openssh: null };
       }
+    }
+    if (only.has('docker')) {
+      progress(`docker: podbridge --backend docker vs docker exec, ${fmtS(P.downloadBytes)} × ${P.throughputRounds} rounds`);
+      results.docker = await dockerScenario(ctx, bridgeRoot, P.downloadBytes, P.throughputRounds, deadlineFor('docker'));
+      const d = results.docker;
+      if (!('error' in d)) progress(`docker done (${d.engine}): download ${medians(d.download, 'MiB/s')}; upload ${medians(d.upload, 'MiB/s')}; true ${medians(d.sshTrue, 'ms')}`);
     }
     collectLog(results, bridge);
     if (candidate) collectLog(results, candidate);

@@ -26,11 +26,18 @@ export const configSchema = z.object({
   policy: z.string().min(1).nullable(),
   /** Refuse a policy or authorized_keys file that others could write (sshd StrictModes). */
   strictModes: z.boolean(),
-  backend: z.enum(['auto', 'kubernetes', 'local']),
+  backend: z.enum(['auto', 'kubernetes', 'local', 'docker', 'kubernetes+docker', 'docker+kubernetes']),
   kubernetes: z.object({
     kubeconfig: z.string().min(1).optional(),
     context: z.string().min(1).optional(),
     namespace: z.string().min(1).optional(),
+  }),
+  /** The Docker Engine (--backend docker); unset fields follow the Docker CLI (DOCKER_HOST, contexts). */
+  docker: z.object({
+    host: z.string().min(1).optional(),
+    tlsCa: z.string().min(1).optional(),
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
   }),
   ssh: z.object({
     /** Server-to-client keepalives so idle sessions survive load balancers (they cut at ~60 s). */
@@ -137,6 +144,7 @@ function configFrom({ values: v, sources }: Resolved): Config {
     strictModes: v.strictModes,
     backend: v.backend,
     kubernetes: { kubeconfig: v.kubeconfig, context: v.context, namespace: v.namespace },
+    docker: { host: v.dockerHost, tlsCa: v.dockerTlsCa, tlsCert: v.dockerTlsCert, tlsKey: v.dockerTlsKey },
     session: {
       acceptEnv: v.acceptEnv,
       idleTimeoutMs: v.idleTimeout,

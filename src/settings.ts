@@ -128,6 +128,7 @@ export function parseListen(textValue: string): ListenAddress {
 }
 
 const ENV_NAME = /^[A-Za-z0-9_*?]+$/;
+const BACKENDS = ['auto', 'kubernetes', 'local', 'docker', 'kubernetes+docker', 'docker+kubernetes'] as const;
 
 export const DEFAULT_PORT = 2222;
 export const DEFAULT_HOST_KEY = path.join('keys', 'ssh_host_ed25519_key');
@@ -175,12 +176,12 @@ export const SETTINGS = {
   }),
   backend: setting({
     group: 'Where and who',
-    describe: 'Where sessions run: kubernetes, local, or auto (kubernetes if a kubeconfig or in-cluster config exists, else local shells)',
-    doc: '`kubernetes`, `local`, or `auto`: Kubernetes when `--kubeconfig`, `$KUBECONFIG`, `~/.kube/config` or an in-cluster service account is found, else local shells. The start-up log says which and why.',
+    describe: 'Where sessions run: kubernetes, docker, local, both (kubernetes+docker: names without a docker~/k8s~ prefix go to the first), or auto (kubernetes if a kubeconfig or in-cluster config exists, else local shells)',
+    doc: '`kubernetes`, `docker` ([docker.md](docker.md)), `local`, `kubernetes+docker` / `docker+kubernetes` (both; a login name without a `docker~`/`k8s~` prefix goes to the first), or `auto`: Kubernetes when `--kubeconfig`, `$KUBECONFIG`, `~/.kube/config` or an in-cluster service account is found, else local shells. The start-up log says which and why.',
     defaultText: 'auto',
     default: () => 'auto' as const,
-    parse: choice(['auto', 'kubernetes', 'local'] as const),
-    choices: ['auto', 'kubernetes', 'local'],
+    parse: choice(BACKENDS),
+    choices: BACKENDS,
   }),
   kubeconfig: setting({
     group: 'Where and who',
@@ -211,6 +212,34 @@ export const SETTINGS = {
     default: () => true,
     parse: yesNo,
     flag: true,
+  }),
+  dockerHost: setting({
+    group: 'Where and who',
+    describe: 'Docker Engine: unix:///PATH or tcp://HOST:PORT',
+    defaultText: '$DOCKER_HOST, the Docker CLI context, unix:///var/run/docker.sock',
+    default: (): string | undefined => undefined,
+    parse: text,
+  }),
+  dockerTlsCa: setting({
+    group: 'Where and who',
+    describe: 'CA certificate of a tcp:// Docker Engine',
+    defaultText: '$DOCKER_CERT_PATH/ca.pem with DOCKER_TLS_VERIFY',
+    default: (): string | undefined => undefined,
+    parse: text,
+  }),
+  dockerTlsCert: setting({
+    group: 'Where and who',
+    describe: 'Client certificate for a tcp:// Docker Engine',
+    defaultText: '$DOCKER_CERT_PATH/cert.pem with DOCKER_TLS_VERIFY',
+    default: (): string | undefined => undefined,
+    parse: text,
+  }),
+  dockerTlsKey: setting({
+    group: 'Where and who',
+    describe: 'Client key for a tcp:// Docker Engine',
+    defaultText: '$DOCKER_CERT_PATH/key.pem with DOCKER_TLS_VERIFY',
+    default: (): string | undefined => undefined,
+    parse: text,
   }),
   acceptEnv: setting({
     group: 'Where and who',

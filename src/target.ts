@@ -34,6 +34,24 @@ export interface Target {
   ref: TargetRef;
   /** null: the pod's default container. */
   container: string | null;
+  /** Set for a Docker target (`docker~web`, or any name on a Docker-only bridge); then
+   *  `namespace` and `container` are null and `ref` is a pod named after the login, which only
+   *  the Docker backend ever reads through `docker`. See parseDockerBody below. */
+  docker?: DockerRef;
+}
+
+/** Which backend a login name is for; the prefix `ENGINE~` chooses one explicitly. */
+export type Engine = 'kubernetes' | 'docker';
+
+/** A Docker container by name or ID prefix, or a Compose service (replica N, or any running). */
+export type DockerRef =
+  | { kind: 'container'; name: string }
+  | { kind: 'compose'; project: string; service: string; replica: number | null };
+
+export interface ParseOptions {
+  /** The backend of names without an `ENGINE~` prefix: the bridge's first backend. Default
+   *  kubernetes, whose grammar is unchanged by the prefixes. */
+  defaultEngine?: Engine;
 }
 
 /** The grammar in one line, appended to every invalid-target message. */
@@ -96,6 +114,7 @@ export function isDnsSubdomain(s: string): boolean {
  * namespace "web"). parseTarget(formatTarget(t)) gives back t's namespace, ref and container.
  */
 export function formatTarget(t: Target): string {
+  if (t.docker !== undefined) return `${DOCKER_PREFIX}${formatDockerRef(t.docker)}`;
   let out = t.namespace === null ? '' : `${t.namespace}.`;
   if (t.ref.kind !== 'pod') out += `${t.ref.kind}/${t.ref.name}`;
   else if (t.namespace === null && t.ref.name.includes('.')) out += `pod/${t.ref.name}`;
@@ -109,9 +128,9 @@ export function describeRef(ref: TargetRef): string {
   return ref.kind === 'pod' ? `pod "${ref.name}"` : `${ref.kind} "${ref.name}"`;
 }
 
-export function parseTarget(raw: string): Target {
+export function parseTarget(raw: string, options: ParseOptions = {}): Target {
   try {
-    return parse(raw);
+    return parseWithEngine(raw, options.defaultEngine ?? 'kubernetes');
   } catch (err) {
     if (err instanceof BridgeError) throw err;
     // Not reachable by design; never let anything else escape to the SSH layer.
@@ -322,10 +341,138 @@ function separatorProblem(raw: string): string | null {
 }
 
 function invalid(raw: string, reason: string, cause?: unknown): BridgeError {
+  return invalidWith(raw, reason, TARGET_GRAMMAR, cause);
+}
+
+function invalidWith(raw: string, reason: string, grammar: string, cause?: unknown): BridgeError {
   const shown = typeof raw === 'string' ? quote(raw, 80) : '(not a string)';
-  const message = `invalid login name ${shown}: ${reason}; expected ${TARGET_GRAMMAR}`;
+  const message = `invalid login name ${shown}: ${reason}; expected ${grammar}`;
   const detail = { login: typeof raw === 'string' ? raw.slice(0, 1024) : String(typeof raw), reason };
   return new BridgeError('invalid-target', message, cause === undefined ? { detail } : { detail, cause });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend prefixes and the Docker grammar
+//
+//   docker~CONTAINER                   a container by name or unambiguous ID prefix
+//   docker~PROJECT.SERVICE[+N]         a Compose service (replica N, else its lowest running one)
+//   k8s~...                            the Kubernetes grammar above, said explicitly
+//
+// '~' is in neither grammar (Kubernetes and Docker names never hold it), is not special to
+// ssh, scp or rsync (no ':' or '@', and no '/' that would make scp read a local path), and is
+// not expanded by shells in the middle of a word. Without a prefix a name is for the bridge's
+// default engine, so a Kubernetes bridge reads every name it read before.
+
+export const DOCKER_PREFIX = 'docker~';
+const ENGINE_PREFIXES: ReadonlyMap<string, Engine> = new Map<string, Engine>([
+  ['docker', 'docker'],
+  ['k8s', 'kubernetes'],
+  ['kube', 'kubernetes'],
+  ['kubernetes', 'kubernetes'],
+]);
+
+/** The Docker grammar in one line, appended to every invalid Docker login message. */
+export const DOCKER_TARGET_GRAMMAR = 'CONTAINER (a name or ID prefix), PROJECT.SERVICE or PROJECT.SERVICE+N, optionally after docker~';
+
+/** Docker's own rule for container names (moby's RestrictedNameChars). */
+const DOCKER_NAME_MAX = 255;
+/** Compose project names: lowercase letters, digits, '_' and '-', starting alphanumeric. */
+const COMPOSE_PROJECT_MAX = 63;
+const MAX_REPLICA = 99_999;
+
+function parseWithEngine(raw: string, defaultEngine: Engine): Target {
+  if (typeof raw !== 'string') return parse(raw);
+  const tilde = raw.indexOf('~');
+  if (tilde < 0) return defaultEngine === 'docker' ? parseDocker(raw, raw) : parse(raw);
+  const word = raw.slice(0, tilde);
+  const engine = ENGINE_PREFIXES.get(asciiLower(word));
+  if (engine === undefined) {
+    const grammar = defaultEngine === 'docker' ? DOCKER_TARGET_GRAMMAR : TARGET_GRAMMAR;
+    const reason = word === '' ? "it starts with '~': name a backend before it (docker~ or k8s~)" : `unknown backend ${quote(word)} before '~' (docker or k8s)`;
+    throw invalidWith(raw, reason, grammar);
+  }
+  const body = raw.slice(tilde + 1);
+  if (engine === 'docker') return parseDocker(raw, body);
+  if (body.includes('~')) throw invalid(raw, "it has more than one '~' (one backend prefix at most)");
+  const t = parse(body);
+  return { ...t, raw };
+}
+
+function parseDocker(raw: string, body: string): Target {
+  const fail = (reason: string): never => {
+    throw invalidWith(raw, reason, DOCKER_TARGET_GRAMMAR);
+  };
+  if (body.length === 0) fail(raw.length === 0 ? 'it is empty' : "nothing follows 'docker~'");
+  const length = codePointLength(raw);
+  if (length > MAX_LOGIN_NAME_LENGTH) fail(`it is ${length} characters long (at most ${MAX_LOGIN_NAME_LENGTH})`);
+  for (let i = 0; i < body.length; ) {
+    const cp = body.codePointAt(i) ?? 0;
+    const ok = isNameChar(cp) || (cp >= 0x41 && cp <= 0x5a) || cp === 0x5f || cp === 0x2e || cp === 0x2b;
+    if (!ok) {
+      if (cp === 0x2f) fail("Docker names have no '/' (a Compose service is PROJECT.SERVICE)");
+      if (cp === 0x7e) fail("it has more than one '~' (one backend prefix at most)");
+      fail(`it has ${describeChar(cp)}: Docker names are letters, digits, '_', '.' and '-'`);
+    }
+    i += cp > 0xffff ? 2 : 1;
+  }
+  let head = body;
+  let replica: number | null = null;
+  const plus = body.indexOf('+');
+  if (plus >= 0) {
+    head = body.slice(0, plus);
+    const digits = body.slice(plus + 1);
+    if (digits.includes('+')) fail("it has more than one '+' (one +N replica number at most)");
+    if (!/^[1-9][0-9]{0,4}$/.test(digits) || Number(digits) > MAX_REPLICA) {
+      fail(`replica ${quote(digits)} after '+' is not a number from 1 to ${MAX_REPLICA}`);
+    }
+    replica = Number(digits);
+  }
+  const dot = head.indexOf('.');
+  const project = dot > 0 ? head.slice(0, dot) : '';
+  if (dot > 0 && composeProjectProblem(project) === null) {
+    const service = head.slice(dot + 1);
+    const problem = dockerNameProblem(service);
+    if (problem !== null) fail(`Compose service ${problem}`);
+    return dockerTarget(raw, { kind: 'compose', project, service, replica });
+  }
+  if (replica !== null) {
+    fail(dot > 0 ? `Compose project ${composeProjectProblem(project)}` : 'a replica number (+N) follows only PROJECT.SERVICE');
+  }
+  const problem = dockerNameProblem(head);
+  if (problem !== null) fail(`container name ${problem}`);
+  return dockerTarget(raw, { kind: 'container', name: head });
+}
+
+function dockerTarget(raw: string, docker: DockerRef): Target {
+  return { raw, namespace: null, ref: { kind: 'pod', name: formatDockerRef(docker) }, container: null, docker };
+}
+
+/** `web`, `shop.web`, `shop.web+2`: the login without its prefix. */
+export function formatDockerRef(ref: DockerRef): string {
+  if (ref.kind === 'container') return ref.name;
+  return `${ref.project}.${ref.service}${ref.replica === null ? '' : `+${ref.replica}`}`;
+}
+
+/** Human form for messages: `container "web"`, `Compose service "web" (replica 2) of project "shop"`. */
+export function describeDockerRef(ref: DockerRef): string {
+  if (ref.kind === 'container') return `container "${ref.name}"`;
+  return `Compose service "${ref.service}"${ref.replica === null ? '' : ` (replica ${ref.replica})`} of project "${ref.project}"`;
+}
+
+/** Container and service names: [a-zA-Z0-9][a-zA-Z0-9_.-]*. */
+function dockerNameProblem(value: string): string | null {
+  if (value.length === 0) return 'is empty';
+  if (value.length > DOCKER_NAME_MAX) return `${quote(value)} is ${value.length} characters long: at most ${DOCKER_NAME_MAX} are allowed`;
+  const head = value.charAt(0);
+  if (!/[A-Za-z0-9]/.test(head)) return `${quote(value)} starts with '${head}': it must start with a letter or digit`;
+  return null;
+}
+
+function composeProjectProblem(value: string): string | null {
+  if (value.length === 0) return 'is empty';
+  if (value.length > COMPOSE_PROJECT_MAX) return `${quote(value)} is too long (at most ${COMPOSE_PROJECT_MAX} characters)`;
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(value)) return `${quote(value)} must be lowercase letters, digits, '_' and '-', starting with a letter or digit`;
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ export interface BridgeOptions {
   heapSnapshots?: boolean;
   /** Extra `serve` flags. */
   extraArgs?: string[];
+  /** Instead of `--backend kubernetes --kubeconfig KUBECONFIG` (the Docker scenario). */
+  backendArgs?: string[];
   /** Open the V8 inspector on a loopback port, for forced GCs and process.memoryUsage(). */
   inspector?: boolean;
   /** Extra environment (e.g. MALLOC_ARENA_MAX) for an A/B of runtime settings. */
@@ -85,8 +87,7 @@ export async function startBridgeProcess(o: BridgeOptions): Promise<BridgeProces
     '--listen', '127.0.0.1:0',
     '--host-key', hostKey,
     '--authorized-keys', authorizedKeys,
-    '--backend', 'kubernetes',
-    '--kubeconfig', o.kubeconfig,
+    ...(o.backendArgs ?? ['--backend', 'kubernetes', '--kubeconfig', o.kubeconfig]),
     // The scale scenario holds thousands of sessions of one key: lift the per-identity, per-source
     // and start-up limits, keep every other default (keepalives, algorithms, logging at info).
     '--max-sessions-per-identity', '100000',

@@ -9,6 +9,7 @@ import type { ScaleResult, TreeSessionCost } from '../scenarios/scale.ts';
 import type { SetupResult } from '../scenarios/setup.ts';
 import type { StreamsResult } from '../scenarios/streams.ts';
 import type { ThroughputResult } from '../scenarios/throughput.ts';
+import type { DockerBenchResult } from '../scenarios/docker.ts';
 import type { PathError } from './context.ts';
 import type { MachineInfo } from './machine.ts';
 import { PATH_LABELS, type PathName } from './paths.ts';
@@ -43,6 +44,8 @@ export interface Results {
   scale?: ScaleResult;
   /** The same scale scenario for the --candidate bridge. */
   scaleCandidate?: ScaleResult;
+  /** podbridge --backend docker vs docker exec (scenarios/docker.ts). */
+  docker?: DockerBenchResult | PathError;
   bridgeLog: { counts: Record<string, number>; lastErrors: string[] };
   verdicts: Verdict[];
   profiles?: unknown;

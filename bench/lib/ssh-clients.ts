@@ -63,9 +63,9 @@ export interface Timed {
   wallSeconds: number;
 }
 
-const MARK_THEN = (cmd: string) => `printf S >&2; ${cmd}`;
+export const MARK_THEN = (cmd: string) => `printf S >&2; ${cmd}`;
 
-function awaitTimedExit(child: ChildProcess, what: string, timeoutMs: number, spawnedAt: number): Promise<Timed> {
+export function awaitTimedExit(child: ChildProcess, what: string, timeoutMs: number, spawnedAt: number): Promise<Timed> {
   return new Promise((resolve, reject) => {
     let started = 0;
     let stderr = '';

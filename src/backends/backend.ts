@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from '../log.ts';
 import type { BridgeError } from '../errors.ts';
-import type { Target } from '../target.ts';
+import type { Engine, Target } from '../target.ts';
 import type { Identity } from '../identity.ts';
 
 /** The terminal the SSH client asked for with pty-req. cols/rows of 0 mean "unknown". */
@@ -67,6 +67,17 @@ export interface ResolvedPlace {
   namespace: string;
   pod: string;
   container: string;
+  /** A Docker container: what policy rules about Docker match on (its name, Compose labels). */
+  docker?: DockerFacts;
+}
+
+/** What the Docker backend knows about the container it resolved a login to. */
+export interface DockerFacts {
+  name: string;
+  id: string;
+  project: string | null;
+  service: string | null;
+  labels: Readonly<Record<string, string>>;
 }
 
 export interface OpenContext {
@@ -76,12 +87,14 @@ export interface OpenContext {
   authorizeResolved?: (place: ResolvedPlace) => BridgeError | null;
 }
 
-export type BackendName = 'kubernetes' | 'local';
+export type BackendName = 'kubernetes' | 'local' | 'docker';
 
 export interface Backend {
   readonly name: BackendName;
   /** The namespace of login names that name none. */
   readonly defaultNamespace: string;
+  /** Whose grammar login names without an `ENGINE~` prefix follow (target.ts); default kubernetes. */
+  readonly defaultEngine?: Engine;
   /** One line for the start-up log: what this backend serves and from where. */
   describe(): string;
   /** Resolves once the process runs; rejects with a BridgeError naming what is wrong. */

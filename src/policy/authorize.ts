@@ -15,7 +15,8 @@
  *
  * Pure and total: never throws (anything unexpected is a denial), reads the clock nowhere.
  */
-import type { Target, TargetRef } from '../target.ts';
+import type { DockerFacts } from '../backends/backend.ts';
+import { formatDockerRef, type Target, type TargetRef } from '../target.ts';
 import { anyGlobMatches, globMatch } from './glob.ts';
 import type { Identity } from './identity.ts';
 import type { Action, Capabilities, Policy, PolicyIdentity, Rule } from './types.ts';
@@ -34,6 +35,8 @@ export interface AccessRequest {
   /** The pod the backend resolved the target to (call 2). For a pod target it defaults to the
    *  pod named in the login. */
   readonly podName?: string;
+  /** A Docker target's container, once the backend resolved it (call 2). */
+  readonly docker?: DockerFacts;
 }
 
 /** Why a request was denied, for logs and metrics. */
@@ -94,6 +97,7 @@ export function ruleAppliesTo(rule: Rule, who: PolicyIdentity): boolean {
 }
 
 function decide(policy: Policy, identity: Identity, request: AccessRequest): Decision {
+  if (request?.target?.docker !== undefined) return decideDocker(policy, identity, request);
   const problem = requestProblem(request);
   if (problem !== null) return deny('bad-request', `access check failed: ${problem}`);
   const name = identity.name;
@@ -130,6 +134,62 @@ function decide(policy: Policy, identity: Identity, request: AccessRequest): Dec
   const stage = closest.outcome.kind === 'fail' ? closest.outcome.stage : 'namespace';
   const why = explain(stage, request, applicable);
   return { ...deny(stage, `${doing}: ${why}${summary}`), rule: closest.rule.number };
+}
+
+/**
+ * A Docker target: rules with a `docker` section (and authorized_keys mode's rule for everyone)
+ * match the resolved container's name, Compose project and service, and labels. Before
+ * resolution (call 1) only the capabilities can be checked: a rule that grants them is pending.
+ */
+function decideDocker(policy: Policy, identity: Identity, request: AccessRequest): Decision {
+  const ref = request.target.docker!;
+  if (typeof request.action !== 'string' || !Object.hasOwn(ACTION_CAPABILITY, request.action)) return deny('bad-request', `access check failed: unknown action ${String(request.action)}`);
+  const facts = request.docker;
+  const place = facts === undefined ? `Docker ${formatDockerRef(ref)}` : `Docker container ${q(facts.name)}`;
+  const doing = `identity ${q(identity.name)} may not ${VERBS[request.action]} ${place}`;
+  const current = policy.identities.get(identity.name);
+  if (current === undefined) return deny('unknown-identity', `${doing}: the identity is no longer in the policy`);
+  if (identity.forcedCommand !== null && request.action !== 'command' && request.action !== 'port-forward') {
+    return deny('forced-command', `${doing}: its ${credential(identity)} has a forced command, and only that command may run`);
+  }
+  if (request.tty && !identity.permits.pty) {
+    return deny('credential', `${doing}: its ${credential(identity)} does not permit a terminal (${identity.source.kind === 'key' ? 'no-pty or restrict' : 'no permit-pty'}); try ssh -T`);
+  }
+  const applicable = policy.rules.filter((r) => ruleAppliesTo(r, current) && (r.everyone || (r.docker ?? null) !== null));
+  if (applicable.length === 0) return deny('no-rules', `${doing}: no rule for identity ${q(identity.name)} names Docker containers`);
+  let best: { rule: Rule; stage: 'place' | 'action' | 'tty' | 'pending' } | null = null;
+  const order = ['place', 'action', 'tty', 'pending'] as const;
+  for (const rule of applicable) {
+    let stage: (typeof order)[number] | 'allow';
+    if (facts !== undefined && !rule.everyone && !dockerRuleMatches(rule.docker!, facts)) stage = 'place';
+    else if (!rule[ACTION_CAPABILITY[request.action]]) stage = 'action';
+    else if (request.tty && !rule.tty) stage = 'tty';
+    else stage = facts === undefined ? 'pending' : 'allow';
+    if (stage === 'allow') return { allowed: true, rule: rule.number };
+    if (best === null || order.indexOf(stage) > order.indexOf(best.stage)) best = { rule, stage };
+  }
+  const closest = best!;
+  if (closest.stage === 'pending') {
+    return { ...deny('pending', `${doing}: rule #${closest.rule.number} may allow it once the container is known`), rule: closest.rule.number, pending: true };
+  }
+  const why =
+    closest.stage === 'place'
+      ? `no rule allows Docker container ${q(facts?.name ?? '')}${facts?.project ? ` (Compose project ${q(facts.project)})` : ''}`
+      : closest.stage === 'action'
+        ? `no rule that reaches it grants ${ACTION_CAPABILITY[request.action]}`
+        : 'no rule that reaches it grants tty (a terminal); without one: ssh -T';
+  return { ...deny(closest.stage, `${doing}: ${why}`), rule: closest.rule.number };
+}
+
+function dockerRuleMatches(d: NonNullable<Rule['docker']>, facts: DockerFacts): boolean {
+  if (d.containers !== null && !anyGlobMatches(d.containers, facts.name)) return false;
+  if (d.projects !== null && (facts.project === null || !anyGlobMatches(d.projects, facts.project))) return false;
+  if (d.services !== null && (facts.service === null || !anyGlobMatches(d.services, facts.service))) return false;
+  for (const { key, value } of d.labels) {
+    const have = facts.labels[key];
+    if (have === undefined || !globMatch(value, have)) return false;
+  }
+  return true;
 }
 
 /** One rule against one request; `pending` when only facts known after resolution are missing. */

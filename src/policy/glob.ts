@@ -9,7 +9,7 @@
  * O(pattern x name), so a hostile policy cannot make authorization slow.
  */
 
-export type NameKind = 'namespace' | 'pod' | 'container' | 'workload';
+export type NameKind = 'namespace' | 'pod' | 'container' | 'workload' | 'docker';
 
 /** RFC 1123 label for namespaces and containers; subdomain (dots too) for pod and workload names. */
 const ALPHABETS: Readonly<Record<NameKind, { dots: boolean; max: number; describe: string }>> = {
@@ -17,6 +17,8 @@ const ALPHABETS: Readonly<Record<NameKind, { dots: boolean; max: number; describ
   container: { dots: false, max: 63, describe: "lowercase letters, digits and '-'" },
   pod: { dots: true, max: 253, describe: "lowercase letters, digits, '-' and '.'" },
   workload: { dots: true, max: 253, describe: "lowercase letters, digits, '-' and '.'" },
+  // Docker container, Compose project and service names also have uppercase letters and '_'.
+  docker: { dots: true, max: 255, describe: "letters, digits, '_', '-' and '.'" },
 };
 
 export interface Glob {
@@ -33,6 +35,7 @@ export function globProblem(pattern: string, kind: NameKind): string | null {
   // A pattern longer than any valid name (plus its wildcards) is a paste error, not a glob.
   if (pattern.length > max + 16) return `is ${pattern.length} characters long (a ${kind} name has at most ${max})`;
   for (const ch of pattern) {
+    if (kind === 'docker' && ((ch >= 'A' && ch <= 'Z') || ch === '_')) continue;
     const ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch === '-' || ch === '*' || ch === '?' || (dots && ch === '.');
     if (!ok) return `has ${describeChar(ch)}: a ${kind} glob is ${describe}, with '*' and '?' as wildcards`;
   }

@@ -11,7 +11,7 @@ import { compileGlob, globProblem, type Glob, type NameKind } from './glob.ts';
 import { blobKey, parseKeyLine } from './key-line.ts';
 import { checkShape, type PolicyFile, type PolicyFileRule } from './schema.ts';
 import { closestWord } from '../words.ts';
-import type { CertificateAuthority, Policy, PolicyIdentity, PolicyKey, Rule, WorkloadPattern } from './types.ts';
+import type { CertificateAuthority, DockerRule, Policy, PolicyIdentity, PolicyKey, Rule, WorkloadPattern } from './types.ts';
 import { issueAt, lineOf, readYaml, type YamlSource } from './yaml-source.ts';
 
 const UINT64_MAX = (1n << 64n) - 1n;
@@ -193,7 +193,9 @@ class Compiler {
     (r.groups ?? []).forEach((g, j) => {
       if (!groups.has(g)) this.problem([...at, 'groups', j], unknownRef('group', g, groups, 'declare it under groups'));
     });
-    if (r.pods === undefined && r.workloads === undefined) {
+    if (r.namespaces === undefined && r.docker === undefined) {
+      this.problem(at, 'a rule must say where it applies: namespaces (Kubernetes) and/or docker (Docker containers)');
+    } else if (r.namespaces !== undefined && r.pods === undefined && r.workloads === undefined) {
       this.problem(at, 'a rule must say which pods it reaches: give pods (e.g. ["*"]) and/or workloads (e.g. ["deploy/web"])');
     }
     return Object.freeze({
@@ -202,16 +204,27 @@ class Compiler {
       everyone: false,
       identities: new Set(r.identities ?? []),
       groups: new Set(r.groups ?? []),
-      namespaces: this.globs(r.namespaces, [...at, 'namespaces'], 'namespace'),
+      namespaces: this.globs(r.namespaces ?? [], [...at, 'namespaces'], 'namespace'),
       pods: r.pods === undefined ? null : this.globs(r.pods, [...at, 'pods'], 'pod'),
       workloads: r.workloads === undefined ? null : Object.freeze(r.workloads.map((w, j) => this.workload(w, [...at, 'workloads', j]))),
       containers: r.containers === undefined ? null : this.globs(r.containers, [...at, 'containers'], 'container'),
+      docker: r.docker === undefined ? null : this.dockerRule(r.docker, [...at, 'docker']),
       // Secure by default: every capability must be granted in so many words.
       tty: r.tty ?? false,
       commands: r.commands ?? false,
       shell: r.shell ?? false,
       fileTransfer: r.fileTransfer ?? false,
       portForwarding: r.portForwarding ?? false,
+    });
+  }
+
+  private dockerRule(d: NonNullable<PolicyFileRule['docker']>, at: IssuePath): DockerRule {
+    const opt = (list: readonly string[] | undefined, field: string) => (list === undefined ? null : this.globs(list, [...at, field], 'docker'));
+    return Object.freeze({
+      containers: opt(d.containers, 'containers'),
+      projects: opt(d.projects, 'projects'),
+      services: opt(d.services, 'services'),
+      labels: Object.freeze(Object.entries(d.labels ?? {}).map(([key, value]) => ({ key, value: compileGlob(value) }))),
     });
   }
 

@@ -59,7 +59,7 @@ const ruleSchema = z.strictObject({
   description: text.optional(),
   identities: list(name).optional(),
   groups: list(name).optional(),
-  namespaces: nonEmptyList(z.string()),
+  namespaces: nonEmptyList(z.string()).optional(),
   pods: nonEmptyList(z.string()).optional(),
   workloads: nonEmptyList(z.string()).optional(),
   containers: nonEmptyList(z.string()).optional(),
@@ -68,6 +68,17 @@ const ruleSchema = z.strictObject({
   shell: z.boolean().optional(),
   fileTransfer: z.boolean().optional(),
   portForwarding: z.boolean().optional(),
+  docker: z
+    .strictObject({
+      containers: nonEmptyList(z.string()).optional(),
+      projects: nonEmptyList(z.string()).optional(),
+      services: nonEmptyList(z.string()).optional(),
+      labels: z.record(z.string(), z.string()).optional(),
+    })
+    .optional(),
+}).superRefine((rule, ctx) => {
+  // Kubernetes rules name namespaces; a rule only about Docker containers names none.
+  if (rule.namespaces === undefined && rule.docker === undefined) ctx.addIssue({ code: 'custom', path: ['namespaces'], message: 'is required (or docker, for a rule about Docker containers)' });
 });
 
 export const policyFileSchema = z.strictObject({
@@ -85,6 +96,7 @@ export type PolicyFileCertificateAuthority = z.infer<typeof certificateAuthority
 
 const kubernetesSchema = identitySchema.shape.kubernetes.unwrap();
 const revokedSchema = certificateAuthoritySchema.shape.revoked.unwrap();
+const dockerRuleSchema = ruleSchema.shape.docker.unwrap();
 
 /** The fields an object at `path` may have, to suggest the intended one for a typo. */
 function fieldsAt(path: IssuePath): string[] {
@@ -102,7 +114,9 @@ function fieldsAt(path: IssuePath): string[] {
             ? sub === 'revoked'
               ? revokedSchema.shape
               : certificateAuthoritySchema.shape
-            : ruleSchema.shape;
+            : sub === 'docker'
+              ? dockerRuleSchema.shape
+              : ruleSchema.shape;
   return Object.keys(shape);
 }
 

@@ -62,6 +62,20 @@ export interface Rule extends Capabilities {
   readonly workloads: readonly WorkloadPattern[] | null;
   /** null: any container. */
   readonly containers: readonly Glob[] | null;
+  /** Docker containers the rule reaches (absent or null: none, unless `everyone`). */
+  readonly docker?: DockerRule | null;
+}
+
+/** Docker containers a rule reaches: every selector given must match (null: any). */
+export interface DockerRule {
+  /** Container names. */
+  readonly containers: readonly Glob[] | null;
+  /** Compose projects (com.docker.compose.project). */
+  readonly projects: readonly Glob[] | null;
+  /** Compose services (com.docker.compose.service). */
+  readonly services: readonly Glob[] | null;
+  /** Labels the container must carry, each value matching its glob. */
+  readonly labels: ReadonlyArray<{ readonly key: string; readonly value: Glob }>;
 }
 
 export interface CertificateAuthority {

@@ -144,7 +144,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
     credential = decision.credential;
     login = ctx.username;
     try {
-      target = parseTarget(ctx.username);
+      target = parseTarget(ctx.username, { defaultEngine: shared.backend.defaultEngine });
     } catch (err) {
       // Let the user in far enough to read why: a refused login would only say "Permission denied".
       target = err as BridgeError;

@@ -7,7 +7,7 @@
 import os from 'node:os';
 import type { ServerChannel, Session as SshSession, PseudoTtyInfo, WindowChangeInfo } from 'ssh2';
 import type { AuditEvent } from '../audit.ts';
-import type { Backend, Exit, ProcessSpec, RemoteProcess, TerminalSize, TtySpec } from '../backends/backend.ts';
+import type { Backend, Exit, ProcessSpec, RemoteProcess, ResolvedPlace, TerminalSize, TtySpec } from '../backends/backend.ts';
 import { envAccepted } from '../config.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import type { Identity } from '../identity.ts';
@@ -269,8 +269,8 @@ export class Session {
     };
     const first = check({ ...base, container: target.container });
     if (!first.allowed && !first.pending) return this.fail(channel, output, denial(first));
-    const authorizeResolved = (place: { pod: string; container: string }) => {
-      const d = check({ ...base, container: place.container, podName: place.pod });
+    const authorizeResolved = (place: ResolvedPlace) => {
+      const d = check({ ...base, container: place.container, podName: place.pod, docker: place.docker });
       return d.allowed ? null : denial(d);
     };
     // What ran and why: the forced command (not what the client typed), and for sftp the

@@ -30,7 +30,8 @@ describe('config', () => {
   });
 
   it('names the setting that is wrong as the user wrote it: flag, environment variable or file key', () => {
-    assert.throws(() => loadConfig({ flags: { backend: 'dokcer' } }), { message: '--backend "dokcer": expected one of auto, kubernetes, local' });
+    assert.throws(() => loadConfig({ flags: { backend: 'podman' } }), { message: '--backend "podman": expected one of auto, kubernetes, local, docker, kubernetes+docker, docker+kubernetes' });
+    assert.throws(() => loadConfig({ flags: { backend: 'dokcer' } }), /--backend "dokcer": expected one of .* \(did you mean docker\?\)$/);
     assert.throws(() => loadConfig({ flags: { acceptEnv: ['LANG;rm'] } }), { message: '--accept-env "LANG;rm": "LANG;rm" is not a variable name or pattern (letters, digits, _, * and ?)' });
     assert.throws(() => loadConfig({ flags: { idleTimeout: 'abc' } }), { message: '--idle-timeout "abc": expected a number of seconds' });
     assert.throws(() => loadConfig({ env: { PODBRIDGE_MAX_SESSIONS: '0' } }), { message: 'PODBRIDGE_MAX_SESSIONS="0": must be at least 1' });

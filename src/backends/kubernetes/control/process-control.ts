@@ -38,7 +38,8 @@ export type ScriptOutcome =
 export type ScriptRunner = (argv: string[], timeoutMs: number) => Promise<ScriptOutcome>;
 
 export interface ProcessControlContext {
-  target: ExecTarget;
+  /** Where the session runs (a pod's container, or a Docker container): for the log only. */
+  target: ExecTarget | { readonly name: string; readonly id: string };
   /** The PODBRIDGE_SESSION value exported into the session's environment. */
   sessionTag: string;
   /** Already carries the target and session tag as bindings. */

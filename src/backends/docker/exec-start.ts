@@ -1,0 +1,62 @@
+/**
+ * Creating and starting one exec: `POST /containers/{id}/exec` then `POST /exec/{id}/start`
+ * hijacked (moby api/swagger.yaml, ContainerExec and ExecStart). ConsoleSize (API 1.42+) gives
+ * the terminal its size before the process starts; older Engines get a resize at once.
+ */
+import type { Exit, TerminalSize } from '../backend.ts';
+import type { Logger } from '../../log.ts';
+import type { ProcessControl } from '../kubernetes/control/process-control.ts';
+import { compareVersions, type EngineClient } from './engine.ts';
+import { execRefused, type DockerPlace } from './errors.ts';
+import { DockerExec, type DockerExecTimings } from './exec-stream.ts';
+
+export interface ExecRequest {
+  argv: string[];
+  /** null: no terminal (multiplexed stdout and stderr). */
+  tty: TerminalSize | null;
+  stdin: boolean;
+  /** Extra KEY=VALUE pairs for the Engine to set (the wrapper sets the user's own). */
+  env?: string[];
+  user?: string;
+  workingDir?: string;
+}
+
+export interface ExecStartOptions {
+  control: ProcessControl;
+  log: Logger;
+  pidReport: boolean;
+  timings?: Partial<DockerExecTimings>;
+  afterEnd?: (exit: Exit) => Promise<Exit>;
+}
+
+export async function startExec(engine: EngineClient, place: DockerPlace, req: ExecRequest, options: ExecStartOptions): Promise<DockerExec> {
+  const version = await engine.apiVersion();
+  const sized = req.tty !== null && req.tty.cols > 0 && req.tty.rows > 0 ? req.tty : null;
+  const consoleSize = sized !== null && compareVersions(version, '1.42') >= 0 ? [sized.rows, sized.cols] : undefined;
+  let execId: string;
+  try {
+    const created = await engine.json<{ Id: string }>('POST', `/containers/${encodeURIComponent(place.id)}/exec`, {
+      AttachStdin: req.stdin,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: req.tty !== null,
+      Cmd: req.argv,
+      ...(req.env !== undefined && req.env.length > 0 ? { Env: req.env } : {}),
+      ...(req.user !== undefined ? { User: req.user } : {}),
+      ...(req.workingDir !== undefined ? { WorkingDir: req.workingDir } : {}),
+      ...(consoleSize !== undefined ? { ConsoleSize: consoleSize } : {}),
+    });
+    execId = created.body.Id;
+    const { socket, head } = await engine.hijack(`/exec/${encodeURIComponent(execId)}/start`, {
+      Detach: false,
+      Tty: req.tty !== null,
+      ...(consoleSize !== undefined ? { ConsoleSize: consoleSize } : {}),
+    });
+    const exec = new DockerExec({ engine, execId, socket, head, tty: req.tty !== null, place, control: options.control, log: options.log, pidReport: options.pidReport, timings: options.timings, afterEnd: options.afterEnd });
+    // Before 1.42 the size can only follow the start; the wrapper waits (bounded) for it.
+    if (sized !== null && consoleSize === undefined) exec.resize(sized);
+    return exec;
+  } catch (err) {
+    throw execRefused(err, place, engine.endpoint);
+  }
+}
