@@ -9,7 +9,7 @@ import type { Audit } from '../audit.ts';
 import type { Backend } from '../backends/backend.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { toSsh2Algorithms } from './algorithms.ts';
+import { SERVER_SIG_ALGS, toSsh2Algorithms } from './algorithms.ts';
 import type { PolicySource } from '../policy/index.ts';
 import type { Authenticator } from './auth.ts';
 import { handleConnection, type Shared } from './connection.ts';
@@ -81,6 +81,8 @@ export async function startServer({ config, backend, authenticator, policy, host
       keepaliveInterval: config.ssh.keepaliveIntervalMs,
       keepaliveCountMax: config.ssh.keepaliveCountMax,
       ...(config.ssh.banner ? { banner: config.ssh.banner } : {}),
+      // Our ssh2 patch 001 (not in @types/ssh2): what EXT_INFO server-sig-algs advertises.
+      ...({ serverSigAlgs: SERVER_SIG_ALGS } as object),
     },
     (client: Connection, info: ClientInfo) => {
       // ssh2 emits this only after the client's version line; limits were applied at TCP accept.
