@@ -46,6 +46,8 @@ await yargs(hideBin(process.argv))
         .option('max-startups', { type: 'number', describe: 'Concurrent unauthenticated connections', default: 100 })
         .option('max-sessions', { type: 'number', describe: 'Sessions per connection', default: 10 })
         .option('max-sessions-per-identity', { type: 'number', describe: 'Concurrent sessions of one identity', default: 64 })
+        .option('max-connection-rate', { type: 'number', describe: 'New connections per second one address may open that do not authenticate (DHEat; 0 = off)', default: 5 })
+        .option('connection-burst', { type: 'number', describe: 'Connections one address may open at once before --max-connection-rate applies', default: 10 })
         .option('backoff-threshold', { type: 'number', describe: 'Failed logins per minute from one address before it must wait (5 s, doubling)', default: 10 })
         .option('kex', { type: 'string', array: true, describe: 'Key exchange algorithms', defaultDescription: 'mlkem768x25519 (post-quantum), curve25519, DH group 16/18' })
         .option('ciphers', { type: 'string', array: true, describe: 'Ciphers', defaultDescription: 'chacha20-poly1305, AES-GCM, AES-CTR' })
@@ -83,6 +85,8 @@ await yargs(hideBin(process.argv))
           maxSessions: argv.maxSessions,
           maxSessionsPerIdentity: argv.maxSessionsPerIdentity,
           backoffThreshold: argv.backoffThreshold,
+          maxConnectionRate: argv.maxConnectionRate,
+          connectionBurst: argv.connectionBurst,
           kex: argv.kex,
           ciphers: argv.ciphers,
           macs: argv.macs,

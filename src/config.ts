@@ -52,6 +52,11 @@ export const configSchema = z.object({
     maxSessionsPerConnection: z.number().int().min(1),
     /** Concurrent sessions of one identity across all its connections. */
     maxSessionsPerIdentity: z.number().int().min(1),
+    /** New connections per source address that have not authenticated (DHEat); see connection-rate.ts. */
+    connectionRate: z.object({
+      perSecond: z.number().min(0),
+      burst: z.number().int().min(1),
+    }),
     /** Per-source back-off after repeated authentication failures. */
     backoff: z.object({
       threshold: z.number().int().min(1),
@@ -126,6 +131,9 @@ export interface ConfigInput {
   maxSessionsPerIdentity?: number;
   /** Failed logins per minute from one address before it must wait (doubling each time). */
   backoffThreshold?: number;
+  /** Unauthenticated new connections per second from one address (0 = no limit), and the burst allowed. */
+  maxConnectionRate?: number;
+  connectionBurst?: number;
   /** Files whose text is the pre-auth banner / message of the day. */
   banner?: string | null;
   motd?: string | null;
@@ -170,6 +178,7 @@ export function buildConfig(input: ConfigInput): Config {
       maxStartups: input.maxStartups ?? 100,
       maxSessionsPerConnection: input.maxSessions ?? 10,
       maxSessionsPerIdentity: input.maxSessionsPerIdentity ?? 64,
+      connectionRate: { perSecond: input.maxConnectionRate ?? 5, burst: input.connectionBurst ?? 10 },
       backoff: { threshold: input.backoffThreshold ?? 10, windowMs: 60_000, baseMs: 5_000, maxMs: 300_000 },
       banner: readTextFile(input.banner, 'ssh.banner'),
       motd: readTextFile(input.motd, 'ssh.motd'),

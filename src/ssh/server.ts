@@ -14,6 +14,7 @@ import type { PolicySource } from '../policy/index.ts';
 import type { Authenticator } from './auth.ts';
 import { handleConnection, type Shared } from './connection.ts';
 import type { HostKey } from './keys.ts';
+import { ConnectionRateLimiter } from './connection-rate.ts';
 import { KeyedCounter, SourceBackoff } from './limits.ts';
 import type { Session } from './session.ts';
 
@@ -48,6 +49,7 @@ export async function startServer({ config, backend, authenticator, policy, host
   const live = new Set<Connection>();
   /** Every TCP connection from accept on, keyed by remote address, so limits apply before SSH starts. */
   const sockets = new Map<string, SocketRecord>();
+  const connectionRate = new ConnectionRateLimiter(config.ssh.connectionRate);
   const shared: Shared = {
     config,
     backend,
@@ -64,6 +66,7 @@ export async function startServer({ config, backend, authenticator, policy, host
       if (rec && !rec.authenticated) {
         rec.authenticated = true;
         clearTimeout(rec.grace);
+        connectionRate.refund(rec.socket.remoteAddress ?? '');
       }
     },
   };
@@ -103,6 +106,17 @@ export async function startServer({ config, backend, authenticator, policy, host
       const limit = shared.draining.value ? 'shutting-down' : blocked > 0 ? 'failure-backoff' : 'max-startups';
       log.warn({ remote, limit, waitMs: blocked || undefined }, 'connection dropped by limit');
       audit.emit({ event: 'limit', remote, limit, detail: blocked > 0 ? `${blocked} ms left` : String(config.ssh.maxStartups) });
+      socket.destroy();
+      return;
+    }
+    const rate = connectionRate.admit(ip);
+    if (!rate.admitted) {
+      // Closed before the banner: no key exchange is spent on it. Logged once per address per 10 s.
+      if (rate.log) {
+        const { perSecond, burst } = config.ssh.connectionRate;
+        log.warn({ remote, limit: 'connection-rate', perSecond, burst, refused: rate.refusedSinceLog }, 'connection dropped by limit');
+        audit.emit({ event: 'limit', remote, limit: 'connection-rate', detail: `${rate.refusedSinceLog} refused; ${perSecond}/s, burst ${burst}` });
+      }
       socket.destroy();
       return;
     }
