@@ -178,7 +178,7 @@ export function buildConfig(input: ConfigInput): Config {
       maxStartups: input.maxStartups ?? 100,
       maxSessionsPerConnection: input.maxSessions ?? 10,
       maxSessionsPerIdentity: input.maxSessionsPerIdentity ?? 64,
-      connectionRate: { perSecond: input.maxConnectionRate ?? 5, burst: input.connectionBurst ?? 10 },
+      connectionRate: { perSecond: input.maxConnectionRate ?? 5, burst: input.connectionBurst ?? 16 },
       backoff: { threshold: input.backoffThreshold ?? 10, windowMs: 60_000, baseMs: 5_000, maxMs: 300_000 },
       banner: readTextFile(input.banner, 'ssh.banner'),
       motd: readTextFile(input.motd, 'ssh.motd'),
