@@ -60,6 +60,11 @@ export const configSchema = z.object({
     maxSessionsPerConnection: z.number().int().min(1),
     /** Concurrent sessions of one identity across all its connections. */
     maxSessionsPerIdentity: z.number().int().min(1),
+    /** New connections per source address that have not authenticated (DHEat); see connection-rate.ts. */
+    connectionRate: z.object({
+      perSecond: z.number().min(0),
+      burst: z.number().int().min(1),
+    }),
     /** Authenticated connections of one identity at a time. */
     maxConnectionsPerIdentity: z.number().int().min(1),
     /** Authenticated connections from one source (an IPv4 address, an IPv6 /64) at a time. */
@@ -161,6 +166,7 @@ function configFrom({ values: v, sources }: Resolved): Config {
       maxStartups: v.maxStartups,
       maxSessionsPerConnection: v.maxSessions,
       maxSessionsPerIdentity: v.maxSessionsPerIdentity,
+      connectionRate: { perSecond: v.maxConnectionRate, burst: v.connectionBurst },
       maxConnectionsPerIdentity: v.maxConnectionsPerIdentity,
       maxConnectionsPerSource: v.maxConnectionsPerSource,
       maxConnectionMs: v.maxConnectionTime,

@@ -342,6 +342,25 @@ export const SETTINGS = {
     default: () => 100,
     parse: integer(1),
   }),
+  maxConnectionRate: setting({
+    group: 'The SSH front door',
+    describe: 'New connections per second one address may open that do not authenticate (DHEat; 0 = off)',
+    doc: 'New connections per second one address may open that do not authenticate (the DHEat key-exchange flood; 0 = off). A connection that authenticates gives its token back, so NAT-ed users and repeated logins are not throttled. See [security.md](security.md).',
+    defaultText: '5',
+    default: () => 5,
+    parse: (raw) => {
+      const n = number(raw, 'a number of connections per second');
+      if (n < 0) throw new SettingError('must be at least 0');
+      return n;
+    },
+  }),
+  connectionBurst: setting({
+    group: 'The SSH front door',
+    describe: 'Connections one address may open at once before --max-connection-rate applies',
+    defaultText: '16',
+    default: () => 16,
+    parse: integer(1),
+  }),
   maxSessions: setting({
     group: 'The SSH front door',
     describe: 'Sessions per connection',
@@ -383,7 +402,7 @@ export const SETTINGS = {
     group: 'The SSH front door',
     describe: 'Key exchange algorithms offered',
     doc: 'The key exchange algorithms offered; each name is checked against what the SSH library supports. See [security.md](security.md).',
-    defaultText: 'curve25519, DH group 16/18',
+    defaultText: 'mlkem768x25519 (post-quantum), curve25519, DH group 16/18',
     default: (): string[] | undefined => undefined,
     parse: list(text),
     list: true,
@@ -450,7 +469,7 @@ export const flagName = (name: SettingName): string => name.replace(/[A-Z]/g, (c
 export const envName = (name: SettingName): string => `PODBRIDGE_${flagName(name).replace(/-/g, '_').toUpperCase()}`;
 const ENV_PREFIX = 'PODBRIDGE_';
 /** Environment variables of ours that are not settings. */
-const OTHER_ENV = new Set(['PODBRIDGE_CONFIG']);
+const OTHER_ENV = new Set(['PODBRIDGE_CONFIG', 'PODBRIDGE_DEBIAN13_ROOT']);
 
 /** Where a value came from, as the user would name it in an error. */
 export type Source = { kind: 'flag' | 'env' | 'file' | 'code' | 'default'; label: string };

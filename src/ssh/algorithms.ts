@@ -21,8 +21,15 @@ export interface AlgorithmSet {
   hmac: string[];
 }
 
+/**
+ * Post-quantum hybrid first, as OpenSSH 10 (which warns from 10.1 on about servers without one);
+ * clients without it fall back to curve25519. It exists only in our patched ssh2
+ * (patches/, docs/ssh2-patches.md).
+ */
+export const PQ_KEX = 'mlkem768x25519-sha256';
+
 export const DEFAULT_ALGORITHMS: AlgorithmSet = {
-  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org', 'diffie-hellman-group18-sha512', 'diffie-hellman-group16-sha512'],
+  kex: [PQ_KEX, 'curve25519-sha256', 'curve25519-sha256@libssh.org', 'diffie-hellman-group18-sha512', 'diffie-hellman-group16-sha512'],
   serverHostKey: ['ssh-ed25519', 'rsa-sha2-512', 'rsa-sha2-256'],
   // chacha20-poly1305 is safe here because strict kex is always on.
   cipher: ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com', 'aes256-ctr', 'aes192-ctr', 'aes128-ctr'],
@@ -36,8 +43,17 @@ const SUPPORTED: Record<keyof AlgorithmSet, string[]> = {
   hmac: supported.SUPPORTED_MAC,
 };
 
+/**
+ * User signature algorithms advertised in server-sig-algs (RFC 8308): SHA-2 only, as OpenSSH
+ * 8.8+; auth refuses SHA-1 `ssh-rsa` and `ssh-dss` signatures, so advertising them would mislead.
+ */
+export const SERVER_SIG_ALGS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256'];
+
 /** Checks a configured set against what this ssh2 build can do; the error names the setting. */
 export function checkAlgorithms(set: AlgorithmSet): void {
+  if (set.kex.includes(PQ_KEX) && !SUPPORTED.kex.includes(PQ_KEX)) {
+    throw new Error(`kex: "${PQ_KEX}" needs the patched ssh2 from patches/ (run npm ci, which applies them), or leave it out with --kex`);
+  }
   for (const key of Object.keys(SUPPORTED) as Array<keyof AlgorithmSet>) {
     if (set[key].length === 0) throw new Error(`algorithms.${key}: at least one algorithm is needed`);
     for (const name of set[key]) {

@@ -9,11 +9,12 @@ import type { Audit } from '../audit.ts';
 import type { Backend } from '../backends/backend.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import { toSsh2Algorithms } from './algorithms.ts';
+import { SERVER_SIG_ALGS, toSsh2Algorithms } from './algorithms.ts';
 import type { PolicySource } from '../policy/index.ts';
 import type { Authenticator } from './auth.ts';
 import { handleConnection, type ConnectionHandle, type Shared } from './connection.ts';
 import type { HostKey } from './keys.ts';
+import { ConnectionRateLimiter } from './connection-rate.ts';
 import { KeyedCounter, SourceBackoff } from './limits.ts';
 import type { Session } from './session.ts';
 
@@ -48,6 +49,7 @@ export async function startServer({ config, backend, authenticator, policy, host
   const live = new Set<Connection>();
   /** Every TCP connection from accept on, keyed by remote address, so limits apply before SSH starts. */
   const sockets = new Map<string, SocketRecord>();
+  const connectionRate = new ConnectionRateLimiter(config.ssh.connectionRate);
   const shared: Shared = {
     config,
     backend,
@@ -67,6 +69,7 @@ export async function startServer({ config, backend, authenticator, policy, host
       if (rec && !rec.authenticated) {
         rec.authenticated = true;
         clearTimeout(rec.grace);
+        connectionRate.refund(rec.socket.remoteAddress ?? '');
       }
     },
   };
@@ -89,6 +92,8 @@ export async function startServer({ config, backend, authenticator, policy, host
       keepaliveInterval: config.ssh.keepaliveIntervalMs,
       keepaliveCountMax: config.ssh.keepaliveCountMax,
       ...(config.ssh.banner ? { banner: config.ssh.banner } : {}),
+      // Our ssh2 patch 001 (not in @types/ssh2): what EXT_INFO server-sig-algs advertises.
+      ...({ serverSigAlgs: SERVER_SIG_ALGS } as object),
     },
     (client: Connection, info: ClientInfo) => {
       // ssh2 emits this only after the client's version line; limits were applied at TCP accept.
@@ -109,6 +114,17 @@ export async function startServer({ config, backend, authenticator, policy, host
       const limit = shared.draining.value ? 'shutting-down' : blocked > 0 ? 'failure-backoff' : 'max-startups';
       log.warn({ remote, limit, waitMs: blocked || undefined }, 'connection dropped by limit');
       audit.emit({ event: 'limit', remote, limit, detail: blocked > 0 ? `${blocked} ms left` : String(config.ssh.maxStartups) });
+      socket.destroy();
+      return;
+    }
+    const rate = connectionRate.admit(ip);
+    if (!rate.admitted) {
+      // Closed before the banner: no key exchange is spent on it. Logged once per address per 10 s.
+      if (rate.log) {
+        const { perSecond, burst } = config.ssh.connectionRate;
+        log.warn({ remote, limit: 'connection-rate', perSecond, burst, refused: rate.refusedSinceLog }, 'connection dropped by limit');
+        audit.emit({ event: 'limit', remote, limit: 'connection-rate', detail: `${rate.refusedSinceLog} refused; ${perSecond}/s, burst ${burst}` });
+      }
       socket.destroy();
       return;
     }
