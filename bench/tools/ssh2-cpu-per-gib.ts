@@ -1,5 +1,5 @@
 /**
- * CPU seconds per GiB of ssh2 alone, A/B: `node --import tsx bench/tools/ssh2-cpu-per-gib.ts
+ * CPU seconds per GiB of ssh2 alone, A/B: `npx tsc -p tsconfig.test.json && node build/bench/tools/ssh2-cpu-per-gib.js
  * [--mib N] [--rounds N] [--cipher NAME] [--upload] DIR_A DIR_B ...` where each DIR holds an ssh2
  * package (e.g. node_modules/ssh2 and a copy made by bench/tools/ssh2-candidate.sh).
  *
