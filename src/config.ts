@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { WRAPPER_RESERVED_PREFIXES } from './backends/kubernetes/exec/command.ts';
 import { DEFAULT_ALGORITHMS, checkAlgorithms } from './ssh/algorithms.ts';
+import { globCanMatchPrefix } from './env-patterns.ts';
 import { describeSource, resolveSettings, SettingError, type Layers, type Resolved, type SettingName, type SettingsInput } from './settings.ts';
 
 export { DEFAULT_HOST_KEY, DEFAULT_PORT, defaultAuthorizedKeys, parseListen, type ListenAddress } from './settings.ts';
@@ -182,19 +183,4 @@ function configFrom({ values: v, sources }: Resolved): Config {
   // The table checked every value a person wrote; a mismatch here is a bug in that mapping.
   if (!parsed.success) throw new Error(`internal: the settings table and the config schema disagree: ${parsed.error.message}`);
   return parsed.data;
-}
-
-/** Whether an accept-env glob (`*`, `?`) matches some name that starts with `prefix`. */
-export function globCanMatchPrefix(pattern: string, prefix: string): boolean {
-  if (prefix === '') return true; // whatever is left of the pattern matches some tail
-  if (pattern === '') return false;
-  const [p, rest] = [pattern[0], pattern.slice(1)];
-  if (p === '*') return globCanMatchPrefix(rest, prefix) || globCanMatchPrefix(pattern, prefix.slice(1));
-  if (p === '?' || p === prefix[0]) return globCanMatchPrefix(rest, prefix.slice(1));
-  return false;
-}
-
-/** sshd-style AcceptEnv matching: `*` and `?` wildcards, case-sensitive. */
-export function envAccepted(name: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`).test(name));
 }

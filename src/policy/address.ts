@@ -8,9 +8,14 @@
  * - host names (`*.example.com`) are refused: the bridge never looks names up (sshd with
  *   `UseDNS no` would silently never match them, and a `!*.evil.example` that never matches
  *   is a hole nobody notices);
- * - a network with host bits set (`10.1.2.3/8`) is refused, as sshd refuses it at login time.
+ * - a network with host bits set (`10.1.2.3/8`) is refused, as sshd refuses it at login time;
+ * - spaces around an entry are refused (sshd reads none, so ` 10.0.0.1` would never match);
+ * - an IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is refused with its IPv4 spelling: sshd
+ *   compares an IPv4 client as IPv4, so such a network never matches there.
+ * A client address with a zone id (`fe80::1%eth0`) is compared without it.
  *
- * The same matcher serves certificate `source-address` lists (CIDRs only, no negation).
+ * The same matcher serves certificate `source-address` lists (ssh/certificates.ts: CIDRs only,
+ * no negation), so `from=` and `source-address` agree on every address.
  */
 import net from 'node:net';
 import { wildcardMatch } from './glob.ts';
@@ -48,6 +53,7 @@ export function parseAddressPatterns(list: string, options: { allowNegation?: bo
   const items = list.split(',');
   for (const raw of items) {
     const item = raw.trim();
+    if (item !== raw && item !== '') return { ok: false, problem: `"${raw}" has spaces around it: write the list without them, as sshd reads it` };
     const negated = item.startsWith('!');
     const text = negated ? item.slice(1) : item;
     if (text.length === 0) return { ok: false, problem: `empty pattern in "${list}"` };
@@ -72,7 +78,9 @@ export function parseAddressPatterns(list: string, options: { allowNegation?: bo
       const digits = text.slice(slash + 1);
       if (!/^\d{1,3}$/.test(digits)) return { ok: false, problem: `"${item}" has an invalid prefix length "/${digits}"` };
       prefix = Number(digits);
-      if (net.isIP(addressText) === 6 && network.family === 4) prefix -= 96;
+      if (net.isIP(addressText) === 6 && network.family === 4) {
+        return { ok: false, problem: `"${item}" is an IPv4-mapped IPv6 network, which sshd never matches (it compares IPv4 clients as IPv4): write it as ${formatNetwork(network, Math.max(0, prefix - 96))}` };
+      }
       if (prefix < 0 || prefix > width) return { ok: false, problem: `"${item}": the prefix length must be 0 to ${width}` };
       if (!hostBitsZero(network.bytes, prefix)) {
         return { ok: false, problem: `"${item}" has host bits set after /${prefix} (did you mean ${formatNetwork(network, prefix)}?)` };

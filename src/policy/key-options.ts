@@ -25,16 +25,6 @@ export interface KeyOptions {
   readonly restricted: boolean;
 }
 
-export const NO_KEY_OPTIONS: KeyOptions = Object.freeze({
-  from: null,
-  fromPatterns: null,
-  expiresAt: null,
-  forcedCommand: null,
-  pty: true,
-  portForwarding: true,
-  restricted: false,
-});
-
 export type ParsedKeyOptions = { ok: true; options: KeyOptions } | { ok: false; problem: string };
 
 /** Flags sshd accepts, with and without `no-`, that govern features the bridge never offers. */

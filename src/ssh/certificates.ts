@@ -7,7 +7,7 @@
  * field of the certificate before the CA signature over it has been verified.
  */
 import crypto, { type KeyObject } from 'node:crypto';
-import net from 'node:net';
+import { addressAllowed, parseAddressPatterns } from '../policy/address.ts';
 import { fingerprint } from './keys.ts';
 import { MIN_RSA_BITS } from './key-rules.ts';
 import { bitLength, SshReader, SshWireError, sshString, unsignedMpint } from './ssh-wire.ts';
@@ -52,11 +52,6 @@ export class CertificateError extends Error {
   override name = 'CertificateError';
 }
 
-export interface RevocationList {
-  serials: Set<bigint>;
-  keyIds: Set<string>;
-}
-
 export interface CheckOptions {
   authorities: CertificateAuthority[];
   now: Date;
@@ -64,7 +59,6 @@ export interface CheckOptions {
   sourceAddress: string;
   /** Required principal, if the caller maps principals; the certificate must list it exactly. */
   principal?: string;
-  revoked?: RevocationList;
   /**
    * The public key algorithm the client named in its request (ssh2's ctx.key.algo). When given it
    * must fit the certificate, as sshd requires: rsa-sha2-256/512-cert-v01 for an RSA certificate
@@ -454,12 +448,6 @@ function check(cert: Certificate, opts: CheckOptions): CheckResult {
     return refuse(`${id}: certified key type ${type.plain} is not supported`);
   }
 
-  // Serial 0 means "this CA does not number its certificates" and is not revocable, as in
-  // OpenSSH's KRLs; otherwise revoking 0 would revoke every unnumbered certificate.
-  if (opts.revoked) {
-    if (cert.serial !== 0n && opts.revoked.serials.has(cert.serial)) return refuse(`${id} is revoked (serial)`);
-    if (opts.revoked.keyIds.has(cert.keyId)) return refuse(`${id} is revoked (key ID)`);
-  }
 
   const nowMs = opts.now.getTime();
   if (!Number.isFinite(nowMs)) return refuse('no valid current time to check the certificate against');
@@ -553,103 +541,18 @@ export function verifyUserSignature(cert: Certificate, blob: Buffer, signature: 
 
 type CidrMatch = 'match' | 'no-match' | 'invalid';
 
-interface Addr {
-  v6: boolean;
-  bytes: Buffer;
-}
-
 /**
  * Every entry must be a valid address or CIDR whose host bits are zero (sshd treats any bad
- * entry as "invalid list" and refuses); an address without /len is a single host. Families
- * never match each other, and an IPv4-mapped IPv6 client address is compared as IPv4, because
- * sshd normalises it so (ipv64_normalise_mapped).
+ * entry as "invalid list" and refuses); an address without /len is a single host. The matching
+ * itself is policy/address.ts's, the same as for `from=`, so both agree on every client address.
  */
 export function matchCidrList(address: string, list: string): CidrMatch {
-  const entries = list.split(',');
-  const nets: Array<{ net: Addr; len: number }> = [];
-  for (const entry of entries) {
-    // sshd's own limits: no empty entries, nothing but hex digits, dots, colons and a slash
-    // (so no zone ids, names or wildcards), and at most INET6_ADDRSTRLEN + 3 characters.
-    if (entry === '' || entry.length > 49 || !/^[0-9a-fA-F.:/]+$/.test(entry)) return 'invalid';
-    const slash = entry.indexOf('/');
-    const host = slash < 0 ? entry : entry.slice(0, slash);
-    const net = parseAddr(host);
-    if (!net) return 'invalid';
-    const max = net.v6 ? 128 : 32;
-    let len = max;
-    if (slash >= 0) {
-      const lenText = entry.slice(slash + 1);
-      if (!/^[0-9]{1,3}$/.test(lenText)) return 'invalid';
-      len = Number(lenText);
-      if (len > max) return 'invalid';
-    }
-    if (!hostBitsZero(net.bytes, len)) return 'invalid';
-    nets.push({ net, len });
-  }
-  const client = parseClientAddr(address);
-  if (!client) return 'no-match';
-  for (const { net, len } of nets) {
-    if (net.v6 === client.v6 && prefixEqual(net.bytes, client.bytes, len)) return 'match';
-  }
-  return 'no-match';
-}
-
-function parseClientAddr(address: string): Addr | null {
-  // A zone id (fe80::1%eth0) cannot appear in the list, and sshd compares it, so such an
-  // address can only match nothing; parseAddr refuses the '%'.
-  const a = parseAddr(address);
-  if (a && a.v6 && a.bytes.subarray(0, 10).every((b) => b === 0) && a.bytes[10] === 0xff && a.bytes[11] === 0xff) {
-    return { v6: false, bytes: Buffer.from(a.bytes.subarray(12)) };
-  }
-  return a;
-}
-
-function parseAddr(text: string): Addr | null {
-  if (net.isIPv4(text)) return { v6: false, bytes: Buffer.from(text.split('.').map(Number)) };
-  if (!net.isIPv6(text) || text.includes('%')) return null;
-  // Expand to 16 bytes: an optional dotted-quad tail, then the "::" gap.
-  let head = text;
-  const tail: number[] = [];
-  const lastColon = head.lastIndexOf(':');
-  const last = head.slice(lastColon + 1);
-  if (last.includes('.')) {
-    const parts = last.split('.').map(Number);
-    tail.push((parts[0]! << 8) | parts[1]!, (parts[2]! << 8) | parts[3]!);
-    head = head.slice(0, lastColon + 1);
-    if (head.endsWith(':') && !head.endsWith('::')) head = head.slice(0, -1);
-  }
-  const groups = (s: string): number[] => (s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)));
-  let words: number[];
-  const gap = head.indexOf('::');
-  if (gap >= 0) {
-    const left = groups(head.slice(0, gap));
-    const right = groups(head.slice(gap + 2));
-    const fill = 8 - left.length - right.length - tail.length;
-    if (fill < 0) return null;
-    words = [...left, ...new Array<number>(fill).fill(0), ...right, ...tail];
-  } else {
-    words = [...groups(head), ...tail];
-  }
-  if (words.length !== 8 || words.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffff)) return null;
-  const bytes = Buffer.alloc(16);
-  words.forEach((w, i) => bytes.writeUInt16BE(w, i * 2));
-  return { v6: true, bytes };
-}
-
-function hostBitsZero(bytes: Buffer, len: number): boolean {
-  for (let bit = len; bit < bytes.length * 8; bit++) {
-    if ((bytes[bit >> 3]! >> (7 - (bit & 7))) & 1) return false;
-  }
-  return true;
-}
-
-function prefixEqual(a: Buffer, b: Buffer, len: number): boolean {
-  for (let bit = 0; bit < len; bit++) {
-    const i = bit >> 3;
-    const s = 7 - (bit & 7);
-    if (((a[i]! >> s) & 1) !== ((b[i]! >> s) & 1)) return false;
-  }
-  return true;
+  // sshd's own limits on top: nothing but hex digits, dots, colons and a slash (no names,
+  // wildcards, negation or zone ids), and at most INET6_ADDRSTRLEN + 3 characters an entry.
+  if (list.split(',').some((entry) => entry.length > 49 || !/^[0-9a-fA-F.:/]*$/.test(entry))) return 'invalid';
+  const parsed = parseAddressPatterns(list, { allowNegation: false, allowWildcards: false });
+  if (!parsed.ok) return 'invalid';
+  return addressAllowed(parsed.patterns, address) ? 'match' : 'no-match';
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import os from 'node:os';
 import type { ServerChannel, Session as SshSession, PseudoTtyInfo, WindowChangeInfo } from 'ssh2';
 import type { AuditEvent } from '../audit.ts';
 import type { Backend, Exit, ProcessSpec, RemoteProcess, ResolvedPlace, TerminalSize, TtySpec } from '../backends/backend.ts';
-import { envAccepted } from '../config.ts';
+import { envAccepted } from '../env-patterns.ts';
 import { BridgeError, toBridgeError } from '../errors.ts';
 import type { Identity } from '../identity.ts';
 import type { Logger } from '../log.ts';

@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildConfig, envAccepted, loadConfig, parseListen } from '../../src/config.ts';
+import { buildConfig, loadConfig, parseListen } from '../../src/config.ts';
+import { envAccepted } from '../../src/env-patterns.ts';
 import { SETTING_NAMES, envName, flagName } from '../../src/settings.ts';
 import { CONFIGURATION_DOC, renderConfigurationDoc } from '../tools/update-docs.ts';
 

@@ -492,7 +492,7 @@ describe('authorized_keys options (sshd semantics)', () => {
     assert.equal(allowed('2001:db8::/32', '2001:db8:1::5'), true);
     assert.equal(allowed('2001:db8::/32', '2001:db9::5'), false);
     assert.equal(allowed('2001:DB8::1', '2001:db8:0:0:0:0:0:1'), true);
-    assert.equal(allowed('::ffff:10.0.0.0/104', '10.2.3.4'), true, 'an IPv4-mapped network is an IPv4 network');
+    assert.equal(allowed('fe80::/10', 'fe80::1%eth0'), true, "a client's zone id is not compared (as for source-address)");
     assert.equal(allowed('10.0.0.0/8', 'not-an-address'), false);
     assert.equal(allowed('0.0.0.0/0', '203.0.113.9'), true);
     assert.equal(allowed('0.0.0.0/0', '2001:db8::1'), false, 'IPv4 networks never match IPv6 clients');
@@ -504,6 +504,8 @@ describe('authorized_keys options (sshd semantics)', () => {
       ['10.0.0.0,,10.0.0.1', /empty pattern/],
       ['!', /empty pattern/],
       ['fe80::1%eth0', /zone id/],
+      [' 10.0.0.1 , 10.0.0.2', /has spaces around it/],
+      ['::ffff:10.0.0.0/104', /IPv4-mapped IPv6 network, which sshd never matches .*write it as 10\.0\.0\.0\/8/],
     ] as const) {
       const p = parseAddressPatterns(bad);
       assert.equal(p.ok, false, bad);

@@ -43,10 +43,6 @@ const WORKLOAD_API: Readonly<Record<WorkloadKind, WorkloadApi>> = {
   job: { group: '/apis/batch/v1', resource: 'jobs' },
 };
 
-export async function resolveTarget(target: Target, ctx: ResolveContext): Promise<ExecTarget> {
-  return (await resolveTargetWithPod(target, ctx)).target;
-}
-
 /** Also returns the pod as read, so the end of a session can be compared with its start. */
 export async function resolveTargetWithPod(target: Target, ctx: ResolveContext): Promise<{ target: ExecTarget; pod: Pod }> {
   const namespace = target.namespace ?? ctx.defaultNamespace;
