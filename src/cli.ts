@@ -43,7 +43,7 @@ await cli
     async (argv) => {
       let config: Config;
       try {
-        config = loadConfig({ flags: argv, env: process.env, configFile: argv.config ?? process.env.PODBRIDGE_CONFIG ?? null });
+        config = loadConfig({ flags: argv, env: process.env, configFile: (argv.config as string | undefined) ?? process.env.PODBRIDGE_CONFIG ?? null });
       } catch (err) {
         if (err instanceof SettingError) usageError(err.message);
         throw err;

@@ -9,6 +9,7 @@
  * `PODBRIDGE_IDLE_TIMEOUT="abc": …`, `podbridge.yaml: idle-timeout: …`) in one line.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -17,7 +18,7 @@ import { closestWord } from './words.ts';
 /** A value that cannot be used; the resolver adds where the value came from. */
 export class SettingError extends Error {}
 
-type Group = 'Where and who' | 'Sessions' | 'The SSH front door' | 'Logging and audit';
+type Group = 'Where and who' | 'Sessions' | 'The SSH front door' | 'Logging and audit' | 'Operations';
 
 interface Setting<T> {
   group: Group;
@@ -32,6 +33,8 @@ interface Setting<T> {
   /** Repeatable flag; comma- or space-separated in the environment; a list in the file. */
   list?: boolean;
   choices?: readonly string[];
+  /** An on/off switch: `--record-input` alone means on; `=false`, `no`, `0` mean off. */
+  switch?: boolean;
 }
 
 // ---- parsers: each takes what a person wrote and returns a value or throws a SettingError
@@ -79,6 +82,34 @@ function list<T>(item: (raw: unknown) => T): (raw: unknown) => T[] {
     const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(/[\s,]+/).filter((s) => s !== '') : [raw];
     return items.map(item);
   };
+}
+
+function onOff(raw: unknown): boolean {
+  if (typeof raw === 'boolean') return raw;
+  const v = typeof raw === 'string' ? raw.trim().toLowerCase() : String(raw);
+  if (['true', 'yes', 'on', '1'].includes(v)) return true;
+  if (['false', 'no', 'off', '0'].includes(v)) return false;
+  throw new SettingError('expected true or false');
+}
+
+/** A size in bytes as people write it: `1048576`, `512k`, `100M`, `2G` (powers of 1024). */
+function bytes(raw: unknown): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?$/i.exec(typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '');
+  if (!m) throw new SettingError('expected a size such as 1048576, 512k, 100M or 2G');
+  const n = Math.round(Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase()));
+  if (n < 1) throw new SettingError('must be at least 1 byte');
+  return n;
+}
+
+/** `10.0.0.0/8,192.168.1.7`: addresses and CIDR networks, checked when the bridge starts. */
+function networks(raw: unknown): string[] {
+  const items = list(text)(raw);
+  for (const item of items) {
+    const [addr, prefix, extra] = item.split('/');
+    const ok = extra === undefined && net.isIP(addr ?? '') !== 0 && (prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (net.isIPv4(addr ?? '') ? 32 : 128)));
+    if (!ok) throw new SettingError(`"${item}" is not an address or CIDR network (10.0.0.0/8, 192.168.1.7, fd00::/8)`);
+  }
+  return items;
 }
 
 function optionalText(raw: unknown): string | null {
@@ -362,6 +393,55 @@ export const SETTINGS = {
     parse: choice(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
     choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
   }),
+  // ---- operations
+  diagListen: setting({
+    group: 'Operations',
+    describe: 'Address of the diagnostics HTTP port (/metrics, /healthz, /readyz): HOST:PORT; off when unset',
+    doc: 'Address of the plain-HTTP diagnostics port: `/metrics` (Prometheus), `/healthz` (alive), `/readyz` (listening, policy loaded, backend reachable, not draining). Keep it off the SSH load balancer. See [operations.md](operations.md).',
+    defaultText: 'none (off)',
+    default: (): { host: string; port: number } | null => null,
+    parse: (raw) => parseListen(text(raw)),
+  }),
+  proxyProtocolFrom: setting({
+    group: 'Operations',
+    describe: 'Addresses or CIDR networks of load balancers whose PROXY protocol (v1 or v2) header is required and trusted',
+    doc: 'Load balancers (addresses or CIDR networks) that put a PROXY protocol v1 or v2 header in front of each connection (HAProxy `send-proxy`/`send-proxy-v2`, AWS NLB, ...). A connection from these addresses must start with one, and the client address in it is what limits, logs, audit and `from=`/`source-address` rules see. A header from any other address is refused. See [operations.md](operations.md).',
+    defaultText: 'none',
+    default: (): string[] => [],
+    parse: networks,
+    list: true,
+  }),
+  recordDir: setting({
+    group: 'Operations',
+    describe: 'Directory for session recordings: one asciicast v3 file per terminal session',
+    doc: 'Directory for session recordings: one [asciicast v3](https://docs.asciinema.org/manual/asciicast/v3/) file per TTY session (output, resizes, exit status; `asciinema play FILE`). Commands without a terminal and file transfers get audit events, not recordings. See [operations.md](operations.md).',
+    defaultText: 'none (off)',
+    default: (): string | null => null,
+    parse: optionalText,
+  }),
+  recordInput: setting({
+    group: 'Operations',
+    describe: 'Also record what users type (passwords typed at prompts included)',
+    defaultText: 'false',
+    default: () => false,
+    parse: onOff,
+    switch: true,
+  }),
+  recordRequired: setting({
+    group: 'Operations',
+    describe: 'Fail closed: refuse a TTY session whose recording cannot be opened, end one whose recording cannot be written',
+    defaultText: 'false',
+    default: () => false,
+    parse: onOff,
+    switch: true,
+  }),
+  recordMaxSize: setting({
+    group: 'Operations',
+    describe: 'Largest recording of one session (512k, 100M, 1G); past it recording stops (the session too with --record-required)',
+    defaultText: '100M',
+    default: () => 100 * 1024 * 1024,
+    parse: bytes,
+  }),
 };
 
 export type SettingName = keyof typeof SETTINGS;
@@ -472,19 +552,19 @@ export function flagHint(typed: string): string {
 }
 
 /** The settings as yargs options: strings, parsed by the table (so errors can quote them). */
-export function yargsOptions(): Record<string, { type: 'string'; array?: boolean; describe: string; defaultDescription: string; choices?: readonly string[]; group: string; requiresArg: boolean }> {
+export function yargsOptions(): Record<string, { type: 'string' | 'boolean'; array?: boolean; describe: string; defaultDescription: string; choices?: readonly string[]; group: string; requiresArg: boolean }> {
   const out: ReturnType<typeof yargsOptions> = {};
   for (const name of SETTING_NAMES) {
     const s = SETTINGS[name] as Setting<unknown>;
     out[flagName(name)] = {
-      type: 'string',
+      type: s.switch ? 'boolean' : 'string',
       ...(s.list ? { array: true } : {}),
       // The help hides yargs' type/default extras (see cli.ts), so the default is in the text.
       describe: `${s.describe} [default: ${s.defaultText}]`,
       defaultDescription: s.defaultText,
       ...(s.choices ? { choices: s.choices } : {}),
       group: `${s.group}:`,
-      requiresArg: true,
+      requiresArg: !s.switch,
     };
   }
   return out;

@@ -16,6 +16,8 @@ import { handleConnection, type Shared } from './connection.ts';
 import type { HostKey } from './keys.ts';
 import { KeyedCounter, SourceBackoff } from './limits.ts';
 import type { Session } from './session.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import type { SessionTaps } from '../ops/session-tap.ts';
 
 export interface BridgeServer {
   readonly address: AddressInfo;
@@ -23,6 +25,8 @@ export interface BridgeServer {
   connections(): number;
   /** Number of live sessions. */
   sessions(): number;
+  /** True once shutdown began (not ready: accepting nothing new). */
+  draining(): boolean;
   /** Stop accepting, warn every session, let them run up to `graceMs`, then end the rest. */
   shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
@@ -42,9 +46,11 @@ export interface ServerDeps {
   hostKeys: HostKey[];
   log: Logger;
   audit: Audit;
+  metrics?: Metrics | null;
+  taps?: SessionTaps;
 }
 
-export async function startServer({ config, backend, authenticator, policy, hostKeys, log, audit }: ServerDeps): Promise<BridgeServer> {
+export async function startServer({ config, backend, authenticator, policy, hostKeys, log, audit, metrics = null, taps }: ServerDeps): Promise<BridgeServer> {
   const live = new Set<Connection>();
   /** Every TCP connection from accept on, keyed by remote address, so limits apply before SSH starts. */
   const sockets = new Map<string, SocketRecord>();
@@ -55,6 +61,7 @@ export async function startServer({ config, backend, authenticator, policy, host
     policy,
     log,
     audit,
+    taps,
     backoff: new SourceBackoff(config.ssh.backoff),
     identitySessions: new KeyedCounter(config.ssh.maxSessionsPerIdentity),
     sessions: new Set<Session>(),
@@ -85,6 +92,14 @@ export async function startServer({ config, backend, authenticator, policy, host
     (client: Connection, info: ClientInfo) => {
       // ssh2 emits this only after the client's version line; limits were applied at TCP accept.
       live.add(client);
+      if (metrics) {
+        let handshake = false;
+        client.once('handshake', () => {
+          handshake = true;
+          metrics.handshakes.inc({ result: 'ok' });
+        });
+        client.once('close', () => handshake || metrics.handshakes.inc({ result: 'failed' }));
+      }
       client.once('close', () => live.delete(client));
       handleConnection(client, info, shared);
     },
@@ -100,6 +115,7 @@ export async function startServer({ config, backend, authenticator, policy, host
     if (blocked > 0 || unauthenticatedCount() >= config.ssh.maxStartups || shared.draining.value) {
       const limit = shared.draining.value ? 'shutting-down' : blocked > 0 ? 'failure-backoff' : 'max-startups';
       log.warn({ remote, limit, waitMs: blocked || undefined }, 'connection dropped by limit');
+      metrics?.connections.inc({ result: limit });
       audit.emit({ event: 'limit', remote, limit, detail: blocked > 0 ? `${blocked} ms left` : String(config.ssh.maxStartups) });
       socket.destroy();
       return;
@@ -114,6 +130,7 @@ export async function startServer({ config, backend, authenticator, policy, host
       }, config.ssh.loginGraceMs),
     };
     sockets.set(remote, rec);
+    metrics?.connections.inc({ result: 'accepted' });
     // Interactive traffic is many small packets: Nagle's delay cost ~60 ms per login round trip
     // (bench: first prompt byte 100 -> 34 ms) and adds latency to every keystroke echo.
     socket.setNoDelay(true);
@@ -145,6 +162,7 @@ export async function startServer({ config, backend, authenticator, policy, host
     address,
     connections: () => sockets.size,
     sessions: () => shared.sessions.size,
+    draining: () => shared.draining.value,
     shutdown: async (graceMs: number) => {
       shared.draining.value = true;
       const closed = stopListening();

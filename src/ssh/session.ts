@@ -15,6 +15,7 @@ import type { Logger } from '../log.ts';
 import { flushed, pump } from '../pipe.ts';
 import { authorize, planSession, type AccessRequest, type Decision, type PolicySource, type SshRequest } from '../policy/index.ts';
 import { formatTarget, type Target } from '../target.ts';
+import type { SessionTap, SessionTaps } from '../ops/session-tap.ts';
 
 /** Exit status for failures of the bridge itself (no pod, forbidden, stream lost), like ssh's own 255. */
 export const BRIDGE_FAILURE_STATUS = 255;
@@ -48,6 +49,8 @@ export interface SessionContext {
   motd: string | null;
   log: Logger;
   audit: { emit(e: AuditEvent): void; conn: string; remote: string };
+  /** Listeners (metrics, recording) called at the session's turning points; see ops/session-tap.ts. */
+  taps?: SessionTaps;
 }
 
 type Phase = 'setup' | 'opening' | 'running' | 'done';
@@ -62,6 +65,7 @@ export class Session {
   private phase: Phase = 'setup';
   private process: RemoteProcess | null = null;
   private channel: ServerChannel | null = null;
+  private tap: SessionTap | null = null;
   private readonly abort = new AbortController();
   private clientGone = false;
   /** Why the bridge ended the session itself (timeout, shutdown); reported instead of the exit. */
@@ -162,6 +166,7 @@ export class Session {
     // `ssh -tt` without a local terminal sends 0x0: unknown, never a real size.
     if (size.cols <= 0 || size.rows <= 0) return;
     if (this.tty) this.tty = { ...this.tty, cols: size.cols, rows: size.rows };
+    this.tap?.resize(size);
     if (this.process) this.process.resize(size);
     else this.pendingSize = size;
   }
@@ -177,6 +182,7 @@ export class Session {
     if (!channel) return;
     this.channel = channel;
     this.phase = 'opening';
+    this.tap = this.ctx.taps?.start({ kind, tty: this.tty }) ?? null;
     channel.on('error', (err: Error) => this.log.debug({ err: err.message }, 'channel error'));
     channel.stderr.on('error', () => {});
     void this.run(channel, command, kind)
@@ -185,6 +191,7 @@ export class Session {
         return this.finish(channel, { kind: 'error', error: toBridgeError(err) });
       })
       .finally(() => {
+        this.tap?.ended(null);
         this.clearTimers();
         this.resolveClosed();
       });
@@ -221,6 +228,8 @@ export class Session {
     );
     audit.emit({ event: 'session-start', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, kind, command, tty: spec.tty !== null });
 
+    const refused = this.tap?.beforeOpen({ conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, command: runCommand });
+    if (refused) return this.fail(channel, refused);
     let proc: RemoteProcess;
     try {
       proc = await backend.open(target, spec, { identity, log: this.log, authorizeResolved });
@@ -238,6 +247,7 @@ export class Session {
     this.pendingSize = null;
     for (const name of this.pendingSignals.splice(0)) proc.signal(name);
     this.startTimers();
+    this.tap?.opened({ stdout: proc.stdout, stderr: proc.stderr, input: channel }, (reason) => void this.end(reason));
     if (this.ctx.motd && command === null && spec.tty) channel.write(this.ctx.motd.replace(/\r?\n/g, '\r\n'));
 
     const signal = this.abort.signal;
@@ -311,6 +321,7 @@ export class Session {
   private async finish(channel: ServerChannel, exit: Exit): Promise<void> {
     if (this.phase === 'done') return;
     this.phase = 'done';
+    this.tap?.ended(exit);
     if (this.clientGone) return;
     const signal = this.abort.signal;
     if (exit.kind === 'error') {
