@@ -15,6 +15,8 @@ import type { Authenticator } from './auth.ts';
 import { handleConnection, type Shared } from './connection.ts';
 import type { HostKey } from './keys.ts';
 import { KeyedCounter, SourceBackoff } from './limits.ts';
+import { adoptProxiedAddress, readProxyHeader } from './proxy-protocol.ts';
+import { addressAllowed, parseAddressPatterns } from '../policy/address.ts';
 import type { Session } from './session.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { SessionTaps } from '../ops/session-tap.ts';
@@ -107,7 +109,7 @@ export async function startServer({ config, backend, authenticator, policy, host
 
   // Our own listener: ssh2 would not see a client that never sends its version line, so the
   // login grace time, max-startups and back-off must start at TCP accept (slow-loris, scanners).
-  const tcp = net.createServer((socket) => {
+  const admit = (socket: net.Socket) => {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const ip = socket.remoteAddress ?? '';
     socket.on('error', () => {}); // resets and garbage end this socket only
@@ -139,6 +141,32 @@ export async function startServer({ config, backend, authenticator, policy, host
       sockets.delete(remote);
     });
     server.injectSocket(socket);
+  };
+  // Behind a load balancer that speaks the PROXY protocol, its header comes first and names the
+  // client; every limit, log line, audit event and from= rule must see that client, so the header
+  // is read before anything else. Only from the configured peers: anyone else could forge it.
+  const trusted = parseAddressPatterns(config.ops.proxyProtocolFrom.join(','), { allowNegation: false, allowWildcards: false });
+  if (!trusted.ok) throw new Error(`--proxy-protocol-from: ${trusted.problem}`);
+  const fromBalancer = (ip: string) => trusted.patterns.length > 0 && addressAllowed(trusted.patterns, ip);
+  const tcp = net.createServer((socket) => {
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (!fromBalancer(socket.remoteAddress ?? '')) return admit(socket);
+    socket.on('error', () => {});
+    const timer = setTimeout(() => socket.destroy(new Error(`no PROXY protocol header within ${config.ssh.loginGraceMs / 1000} s`)), config.ssh.loginGraceMs);
+    readProxyHeader(socket).then(
+      (header) => {
+        clearTimeout(timer);
+        if (header.source) adoptProxiedAddress(socket, header.source);
+        log.debug({ via: peer, remote: `${socket.remoteAddress}:${socket.remotePort}`, proxyProtocol: header.version }, 'PROXY protocol header read');
+        admit(socket);
+      },
+      (err: Error) => {
+        clearTimeout(timer);
+        log.warn({ via: peer, err: err.message }, 'connection from a PROXY protocol peer dropped: bad or missing header');
+        metrics?.connections.inc({ result: 'bad-proxy-header' });
+        socket.destroy();
+      },
+    );
   });
   tcp.on('error', (err: Error) => log.error({ err: err.message }, 'listener error'));
   server.on('error', (err: Error) => log.error({ err: err.message }, 'ssh server error'));
