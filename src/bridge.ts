@@ -27,6 +27,14 @@ export interface Bridge {
   close(): Promise<void>;
 }
 
+/** After the sessions were ended: the pod-side cleanup's round trips, the audit flush. */
+export const CLEANUP_BOUND_MS = 2_000;
+
+/** How long a SIGTERM'd bridge may take at most; the supervisor's grace must be longer. */
+export function stopBoundMs(config: Pick<Config, 'shutdownGraceMs' | 'session'>): number {
+  return config.shutdownGraceMs + config.session.terminateGraceMs + CLEANUP_BOUND_MS;
+}
+
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
 export async function startBridge(config: Config, log: Logger): Promise<Bridge> {

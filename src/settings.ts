@@ -266,10 +266,10 @@ export const SETTINGS = {
   }),
   shutdownGrace: setting({
     group: 'Sessions',
-    describe: 'On SIGTERM: seconds sessions may go on before they are ended',
-    doc: 'On SIGTERM: stop accepting, tell every session, let them run this long, then end them.',
-    defaultText: '30',
-    default: () => 30_000,
+    describe: 'On SIGTERM: seconds sessions may go on before they are ended (the process exits within this + --terminate-grace + 2 s)',
+    doc: 'On SIGTERM: stop accepting, report not ready, tell every session, let them run this long, then end them (HUP, `--terminate-grace`, KILL in the pod). The process exits within this + `--terminate-grace` + 2 s: 9 s with the defaults, inside `docker stop`\'s 10 s. For a longer drain raise it and the supervisor\'s grace with it (Kubernetes `terminationGracePeriodSeconds` ≥ the sum + 1). See [operations.md](operations.md).',
+    defaultText: '5',
+    default: () => 5_000,
     parse: seconds(0),
   }),
   motd: setting({

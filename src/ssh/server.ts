@@ -145,7 +145,8 @@ export async function startServer({ config, backend, authenticator, policy, host
   // Behind a load balancer that speaks the PROXY protocol, its header comes first and names the
   // client; every limit, log line, audit event and from= rule must see that client, so the header
   // is read before anything else. Only from the configured peers: anyone else could forge it.
-  const trusted = parseAddressPatterns(config.ops.proxyProtocolFrom.join(','), { allowNegation: false, allowWildcards: false });
+  const balancers = config.ops.proxyProtocolFrom;
+  const trusted = balancers.length > 0 ? parseAddressPatterns(balancers.join(','), { allowNegation: false, allowWildcards: false }) : ({ ok: true, patterns: [] } as const);
   if (!trusted.ok) throw new Error(`--proxy-protocol-from: ${trusted.problem}`);
   const fromBalancer = (ip: string) => trusted.patterns.length > 0 && addressAllowed(trusted.patterns, ip);
   const tcp = net.createServer((socket) => {
