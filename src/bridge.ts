@@ -14,6 +14,7 @@ import { startServer, type BridgeServer } from './ssh/server.ts';
 import { startDiagServer, type DiagServer } from './ops/diag-server.ts';
 import { Metrics, tapAudit } from './ops/metrics.ts';
 import { sessionTaps } from './ops/session-tap.ts';
+import { recorder } from './ops/recording.ts';
 
 export interface Bridge {
   server: BridgeServer;
@@ -79,7 +80,8 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     log.warn(`local backend: every authorized key gets a shell on THIS machine as ${process.env.USER ?? 'the bridge user'}`);
   }
 
-  const taps = sessionTaps({ backend: backend.name, metrics, recorder: null });
+  const rec = config.recording;
+  const taps = sessionTaps({ backend: backend.name, metrics, recorder: rec.dir ? recorder({ ...rec, dir: rec.dir }, log, metrics) : null });
   const ssh = await startServer({ config: { ...config, listen }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps });
   server = ssh;
   log.info({ address: `${ssh.address.address}:${ssh.address.port}` }, 'listening');

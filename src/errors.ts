@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'session-ended'
   | 'denied'
   | 'unsupported'
+  | 'recording-failed'
   | 'internal';
 
 export class BridgeError extends Error {
