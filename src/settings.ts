@@ -387,7 +387,7 @@ export const SETTINGS = {
   }),
   logLevel: setting({
     group: 'Logging and audit',
-    describe: 'Log level: fatal, error, warn, info, debug, trace or silent (JSON lines on stdout)',
+    describe: 'Log level: fatal, error, warn, info, debug, trace or silent (JSON lines on stdout; readable lines when stdout is a terminal)',
     defaultText: 'info',
     default: () => 'info' as const,
     parse: choice(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
