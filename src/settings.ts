@@ -170,7 +170,7 @@ export const SETTINGS = {
   hostKey: setting({
     group: 'Where and who',
     describe: 'Host private key file or directory of keys (a Secret mount); a missing file is generated (ed25519)',
-    doc: 'Host private key files or directories (a Secret mount). A missing file is generated as ed25519 (0600) on first start and reused afterwards; an empty directory gets one. Refused: keys readable by others, or by a group this process is not in (`chmod 600`; a Secret mounted with `defaultMode: 0440` and the pod's `fsGroup` is accepted, see [deployment.md](deployment.md)), RSA under 3072 bits, other types, two keys of one type. Fingerprints are logged at start-up. `podbridge keygen [FILE] [--type rsa --bits 4096]` makes one ahead of time.',
+    doc: 'Host private key files or directories (a Secret mount). A missing file is generated as ed25519 (0600) on first start and reused afterwards; an empty directory gets one. Refused: keys readable by others, or by a group this process is not in (`chmod 600`; a Secret mounted with `defaultMode: 0440` and the pod\'s `fsGroup` is accepted, see [deployment.md](deployment.md)), RSA under 3072 bits, other types, two keys of one type. Fingerprints are logged at start-up. `podbridge keygen [FILE] [--type rsa --bits 4096]` makes one ahead of time.',
     defaultText: DEFAULT_HOST_KEY,
     default: () => [DEFAULT_HOST_KEY],
     parse: list(text),
