@@ -63,16 +63,17 @@ describe('metrics and health (local backend)', () => {
     assert.equal(value(after, 'podbridge_sessions_open'), 0);
   });
 
-  it('shows a running session in podbridge_sessions_open and counts a shell by its kind', async () => {
-    const term = new InteractiveSsh({ port: b.port, key: b.key, login: 'x' });
+  it('shows a running session in podbridge_sessions_open and counts it when it ends', async () => {
+    // A command in a terminal, not a login shell: a login shell can take a minute to start on a loaded machine.
+    const term = new InteractiveSsh({ port: b.port, key: b.key, login: 'x', command: 'read line; exit 0' });
     try {
       await until(async () => value(await scrape(diag), 'podbridge_sessions_open') === 1, 'one open session');
-      const start = value(await scrape(diag), 'podbridge_sessions_total', { backend: 'local', kind: 'shell', outcome: 'exit-zero' });
-      term.write('exit\r');
+      const start = value(await scrape(diag), 'podbridge_sessions_total', { backend: 'local', kind: 'exec', outcome: 'exit-zero' });
+      term.write('done\r');
       assert.equal(await term.waitExit(), 0);
       await until(
-        async () => value(await scrape(diag), 'podbridge_sessions_total', { backend: 'local', kind: 'shell', outcome: 'exit-zero' }) === start + 1,
-        'the shell counted as exit-zero',
+        async () => value(await scrape(diag), 'podbridge_sessions_total', { backend: 'local', kind: 'exec', outcome: 'exit-zero' }) === start + 1,
+        'the session counted as exit-zero',
       );
       assert.equal(value(await scrape(diag), 'podbridge_sessions_open'), 0);
     } finally {
