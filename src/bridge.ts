@@ -11,15 +11,29 @@ import { PolicySource, type ReloadResult } from './policy/index.ts';
 import { policyAuthenticator } from './ssh/auth.ts';
 import { loadHostKeys } from './ssh/keys.ts';
 import { startServer, type BridgeServer } from './ssh/server.ts';
+import { startDiagServer, type DiagServer } from './ops/diag-server.ts';
+import { Metrics, tapAudit } from './ops/metrics.ts';
+import { sessionTaps } from './ops/session-tap.ts';
+import { recorder } from './ops/recording.ts';
 
 export interface Bridge {
   server: BridgeServer;
   backend: Backend;
+  /** The diagnostics port (--diag-listen), or null. */
+  diag: DiagServer | null;
   /** SIGHUP: re-read the policy (or authorized_keys); running sessions are kept. */
   reload(reason: string): ReloadResult;
   /** SIGTERM: stop accepting, let sessions finish within `graceMs`, then end them. */
   shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** After the sessions were ended: the pod-side cleanup's round trips, the audit flush. */
+export const CLEANUP_BOUND_MS = 2_000;
+
+/** How long a SIGTERM'd bridge may take at most; the supervisor's grace must be longer. */
+export function stopBoundMs(config: Pick<Config, 'shutdownGraceMs' | 'session'>): number {
+  return config.shutdownGraceMs + config.session.terminateGraceMs + CLEANUP_BOUND_MS;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -38,7 +52,12 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
       : { file: config.authorizedKeys, kind: 'authorized-keys', log, strictModes: config.strictModes },
   );
   const authenticator = policyAuthenticator(policy);
-  const audit = createAudit(config.auditLog);
+  // Metrics listen to the audit stream and each session; they exist only with a port to read them.
+  let server: BridgeServer | null = null;
+  const metrics = config.ops.diagListen
+    ? new Metrics({ connections: () => server?.connections() ?? 0, sessions: () => server?.sessions() ?? 0, draining: () => server?.draining() ?? false })
+    : null;
+  const audit = tapAudit(createAudit(config.auditLog), metrics);
 
   const { backend, reason } = await selectBackend(config, log);
   log.info({ backend: backend.name, reason }, `backend: ${backend.describe()}`);
@@ -61,23 +80,54 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     log.warn(`local backend: every authorized key gets a shell on THIS machine as ${process.env.USER ?? 'the bridge user'}`);
   }
 
-  const server = await startServer({ config: { ...config, listen }, backend, authenticator, policy, hostKeys, log, audit });
-  log.info({ address: `${server.address.address}:${server.address.port}` }, 'listening');
+  const rec = config.recording;
+  const taps = sessionTaps({ backend: backend.name, metrics, recorder: rec.dir ? recorder({ ...rec, dir: rec.dir }, log, metrics) : null });
+  const ssh = await startServer({ config: { ...config, listen }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps });
+  server = ssh;
+  log.info({ address: `${ssh.address.address}:${ssh.address.port}` }, 'listening');
+  let diag: DiagServer | null = null;
+  if (config.ops.diagListen && metrics) {
+    diag = await startDiagServer({
+      listen: config.ops.diagListen,
+      metrics,
+      log,
+      checks: {
+        listener: () => (ssh.draining() ? 'draining: shutting down, accepting no new connections' : null),
+        policy: () => (policy.current() ? null : 'no policy loaded'),
+        backend: async () => {
+          await backend.probe?.();
+          return null;
+        },
+      },
+    }).catch(async (err: Error) => {
+      await ssh.close();
+      throw new Error(`--diag-listen ${config.ops.diagListen?.host}:${config.ops.diagListen?.port}: cannot listen: ${err.message}`);
+    });
+    log.info({ address: `${diag.address.address}:${diag.address.port}` }, 'diagnostics listening (/metrics, /healthz, /readyz)');
+  }
+  // Readiness goes false at once on SIGTERM (draining); the port itself stays up until the end so
+  // probes read "not ready" rather than "connection refused" while sessions finish.
+  const closeDiag = async () => {
+    await diag?.close();
+  };
   return {
-    server,
+    server: ssh,
     backend,
+    diag,
     reload: (reason: string) => policy.reload(reason),
     shutdown: async (graceMs: number) => {
       policy.close();
-      await server.shutdown(graceMs);
+      await ssh.shutdown(graceMs);
       await backend.close();
       await audit.close();
+      await closeDiag();
     },
     close: async () => {
       policy.close();
-      await server.close();
+      await ssh.close();
       await backend.close();
       await audit.close();
+      await closeDiag();
     },
   };
 }

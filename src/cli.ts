@@ -3,7 +3,7 @@
  *  from the settings table (src/settings.ts). */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { startBridge } from './bridge.ts';
+import { startBridge, stopBoundMs } from './bridge.ts';
 import { loadConfig, type Config } from './config.ts';
 import { createLogger, type Logger, type LogLevel } from './log.ts';
 import { DEFAULT_HOST_KEY, flagHint, SettingError, yargsOptions } from './settings.ts';
@@ -55,10 +55,14 @@ await cli
       const stop = (signal: string, graceMs: number) => {
         if (stopping) return;
         stopping = true;
-        log.info({ signal }, 'shutting down');
+        const boundMs = stopBoundMs({ ...config, shutdownGraceMs: graceMs });
+        log.info({ signal, graceSeconds: graceMs / 1000, exitWithinSeconds: boundMs / 1000 }, 'shutting down');
         void starting.then((bridge) => bridge.shutdown(graceMs)).then(() => process.exit(0));
-        // A hung teardown must not keep the process alive forever.
-        setTimeout(() => process.exit(0), graceMs + 15_000).unref();
+        // The documented bound (docs/operations.md): a hung teardown must not outlive it.
+        setTimeout(() => {
+          log.warn({ seconds: boundMs / 1000 }, 'shutdown did not finish within its bound; exiting');
+          process.exit(1);
+        }, boundMs).unref();
       };
       process.on('SIGTERM', () => stop('SIGTERM', config.shutdownGraceMs));
       process.on('SIGINT', () => stop('SIGINT', 0));

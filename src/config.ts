@@ -101,6 +101,19 @@ export const configSchema = z.object({
   /** Audit events as JSON lines: null = off, '-' = stdout, else a file path (appended). */
   auditLog: z.string().min(1).nullable(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  ops: z.object({
+    /** The diagnostics HTTP port (/metrics, /healthz, /readyz), or null for none. */
+    diagListen: listenSchema.nullable(),
+    /** Peers (addresses, CIDRs) whose connections start with a PROXY protocol header. */
+    proxyProtocolFrom: z.array(z.string()),
+  }),
+  recording: z.object({
+    /** Where asciicast files go, or null for no recording. */
+    dir: z.string().min(1).nullable(),
+    input: z.boolean(),
+    required: z.boolean(),
+    maxBytes: z.number().int().min(1),
+  }),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -178,6 +191,8 @@ function configFrom({ values: v, sources }: Resolved): Config {
     shutdownGraceMs: v.shutdownGrace,
     auditLog: v.auditLog,
     logLevel: v.logLevel,
+    ops: { diagListen: v.diagListen, proxyProtocolFrom: v.proxyProtocolFrom },
+    recording: { dir: v.recordDir, input: v.recordInput, required: v.recordRequired, maxBytes: v.recordMaxSize },
   };
   const parsed = configSchema.safeParse(config);
   // The table checked every value a person wrote; a mismatch here is a bug in that mapping.

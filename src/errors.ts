@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'denied'
   | 'limit'
   | 'unsupported'
+  | 'recording-failed'
   | 'internal';
 
 export class BridgeError extends Error {

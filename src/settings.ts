@@ -9,6 +9,7 @@
  * `PODBRIDGE_IDLE_TIMEOUT="abc": …`, `podbridge.yaml: idle-timeout: …`) in one line.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -17,7 +18,7 @@ import { closestWord } from './words.ts';
 /** A value that cannot be used; the resolver adds where the value came from. */
 export class SettingError extends Error {}
 
-type Group = 'Where and who' | 'Sessions' | 'The SSH front door' | 'Logging and audit';
+type Group = 'Where and who' | 'Sessions' | 'The SSH front door' | 'Logging and audit' | 'Operations';
 
 interface Setting<T> {
   group: Group;
@@ -91,6 +92,26 @@ function yesNo(raw: unknown): boolean {
   throw new SettingError('expected yes or no (true/false, 1/0)');
 }
 
+/** A size in bytes as people write it: `1048576`, `512k`, `100M`, `2G` (powers of 1024). */
+function bytes(raw: unknown): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)i?b?$/i.exec(typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw.trim() : '');
+  if (!m) throw new SettingError('expected a size such as 1048576, 512k, 100M or 2G');
+  const n = Math.round(Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase()));
+  if (n < 1) throw new SettingError('must be at least 1 byte');
+  return n;
+}
+
+/** `10.0.0.0/8,192.168.1.7`: addresses and CIDR networks, checked when the bridge starts. */
+function networks(raw: unknown): string[] {
+  const items = list(text)(raw);
+  for (const item of items) {
+    const [addr, prefix, extra] = item.split('/');
+    const ok = extra === undefined && net.isIP(addr ?? '') !== 0 && (prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (net.isIPv4(addr ?? '') ? 32 : 128)));
+    if (!ok) throw new SettingError(`"${item}" is not an address or CIDR network (10.0.0.0/8, 192.168.1.7, fd00::/8)`);
+  }
+  return items;
+}
+
 function optionalText(raw: unknown): string | null {
   return raw === null || raw === '' ? null : text(raw);
 }
@@ -152,7 +173,7 @@ export const SETTINGS = {
   hostKey: setting({
     group: 'Where and who',
     describe: 'Host private key file or directory of keys (a Secret mount); a missing file is generated (ed25519)',
-    doc: 'Host private key files or directories (a Secret mount). A missing file is generated as ed25519 (0600) on first start and reused afterwards; an empty directory gets one. Refused: keys readable by group/others (`chmod 600`), RSA under 3072 bits, other types, two keys of one type. Fingerprints are logged at start-up. `podbridge keygen [FILE] [--type rsa --bits 4096]` makes one ahead of time.',
+    doc: 'Host private key files or directories (a Secret mount). A missing file is generated as ed25519 (0600) on first start and reused afterwards; an empty directory gets one. Refused: keys readable by others, or by a group this process is not in (`chmod 600`; a Secret mounted with `defaultMode: 0440` and the pod\'s `fsGroup` is accepted, see [deployment.md](deployment.md)), RSA under 3072 bits, other types, two keys of one type. Fingerprints are logged at start-up. `podbridge keygen [FILE] [--type rsa --bits 4096]` makes one ahead of time.',
     defaultText: DEFAULT_HOST_KEY,
     default: () => [DEFAULT_HOST_KEY],
     parse: list(text),
@@ -285,10 +306,10 @@ export const SETTINGS = {
   }),
   shutdownGrace: setting({
     group: 'Sessions',
-    describe: 'On SIGTERM: seconds sessions may go on before they are ended',
-    doc: 'On SIGTERM: stop accepting, tell every session, let them run this long, then end them.',
-    defaultText: '30',
-    default: () => 30_000,
+    describe: 'On SIGTERM: seconds sessions may go on before they are ended (the process exits within this + --terminate-grace + 2 s)',
+    doc: 'On SIGTERM: stop accepting, report not ready, tell every session, let them run this long, then end them (HUP, `--terminate-grace`, KILL in the pod). The process exits within this + `--terminate-grace` + 2 s: 9 s with the defaults, inside `docker stop`\'s 10 s. For a longer drain raise it and the supervisor\'s grace with it (Kubernetes `terminationGracePeriodSeconds` ≥ the sum + 1). See [operations.md](operations.md).',
+    defaultText: '5',
+    default: () => 5_000,
     parse: seconds(0),
   }),
   motd: setting({
@@ -448,11 +469,60 @@ export const SETTINGS = {
   }),
   logLevel: setting({
     group: 'Logging and audit',
-    describe: 'Log level: fatal, error, warn, info, debug, trace or silent (JSON lines on stdout)',
+    describe: 'Log level: fatal, error, warn, info, debug, trace or silent (JSON lines on stdout; readable lines when stdout is a terminal)',
     defaultText: 'info',
     default: () => 'info' as const,
     parse: choice(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
     choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+  }),
+  // ---- operations
+  diagListen: setting({
+    group: 'Operations',
+    describe: 'Address of the diagnostics HTTP port (/metrics, /healthz, /readyz): HOST:PORT; off when unset',
+    doc: 'Address of the plain-HTTP diagnostics port: `/metrics` (Prometheus), `/healthz` (alive), `/readyz` (listening, policy loaded, backend reachable, not draining). Keep it off the SSH load balancer. See [operations.md](operations.md).',
+    defaultText: 'none (off)',
+    default: (): { host: string; port: number } | null => null,
+    parse: (raw) => parseListen(text(raw)),
+  }),
+  proxyProtocolFrom: setting({
+    group: 'Operations',
+    describe: 'Addresses or CIDR networks of load balancers whose PROXY protocol (v1 or v2) header is required and trusted',
+    doc: 'Load balancers (addresses or CIDR networks) that put a PROXY protocol v1 or v2 header in front of each connection (HAProxy `send-proxy`/`send-proxy-v2`, AWS NLB, ...). A connection from these addresses must start with one, and the client address in it is what limits, logs, audit and `from=`/`source-address` rules see. A header from any other address is refused. See [operations.md](operations.md).',
+    defaultText: 'none',
+    default: (): string[] => [],
+    parse: networks,
+    list: true,
+  }),
+  recordDir: setting({
+    group: 'Operations',
+    describe: 'Directory for session recordings: one asciicast v3 file per terminal session',
+    doc: 'Directory for session recordings: one [asciicast v3](https://docs.asciinema.org/manual/asciicast/v3/) file per TTY session (output, resizes, exit status; `asciinema play FILE`). Commands without a terminal and file transfers get audit events, not recordings. See [operations.md](operations.md).',
+    defaultText: 'none (off)',
+    default: (): string | null => null,
+    parse: optionalText,
+  }),
+  recordInput: setting({
+    group: 'Operations',
+    describe: 'Also record what users type (passwords typed at prompts included)',
+    defaultText: 'false',
+    default: () => false,
+    parse: yesNo,
+    flag: true,
+  }),
+  recordRequired: setting({
+    group: 'Operations',
+    describe: 'Fail closed: refuse a TTY session whose recording cannot be opened, end one whose recording cannot be written',
+    defaultText: 'false',
+    default: () => false,
+    parse: yesNo,
+    flag: true,
+  }),
+  recordMaxSize: setting({
+    group: 'Operations',
+    describe: 'Largest recording of one session (512k, 100M, 1G); past it recording stops (the session too with --record-required)',
+    defaultText: '100M',
+    default: () => 100 * 1024 * 1024,
+    parse: bytes,
   }),
 };
 

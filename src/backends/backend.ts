@@ -99,5 +99,7 @@ export interface Backend {
   describe(): string;
   /** Resolves once the process runs; rejects with a BridgeError naming what is wrong. */
   open(target: Target, spec: ProcessSpec, ctx: OpenContext): Promise<RemoteProcess>;
+  /** Readiness: resolves if what sessions need (the API server) answers now, else rejects with why. */
+  probe?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -15,6 +15,7 @@ import { BridgeError } from '../errors.ts';
 import type { Authenticator, Credential } from './auth.ts';
 import { sourceKey, type KeyedCounter, type SourceBackoff } from './limits.ts';
 import { formatDuration, Session } from './session.ts';
+import type { SessionTaps } from '../ops/session-tap.ts';
 
 /** What all connections share: limits that span connections, and the live-session registry. */
 export interface Shared {
@@ -25,6 +26,8 @@ export interface Shared {
   policy: PolicySource;
   log: Logger;
   audit: Audit;
+  /** Metrics and recording listeners for each session, if any. */
+  taps?: SessionTaps;
   backoff: SourceBackoff;
   identitySessions: KeyedCounter;
   /** Authenticated connections per identity name and per source (sourceKey of the address). */
@@ -217,6 +220,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
         motd: config.ssh.motd,
         log,
         audit: { emit: audit.emit, conn, remote },
+        taps: shared.taps,
       });
       sessions.add(session);
       shared.sessions.add(session);

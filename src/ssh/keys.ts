@@ -141,14 +141,32 @@ export function loadHostKeys(paths: string[]): HostKey[] {
   return keys;
 }
 
+/**
+ * Who may read a host key, as sshd's rule plus one case a Kubernetes Secret needs. Accepted: mode
+ * 0600/0400 (only the owner), or 0440/0640-style group-readable when the owner is root or this
+ * process's user AND the group is one this process belongs to (its gid or a supplementary group:
+ * the pod's fsGroup, which the kubelet gives a Secret volume's files). Never: bits for others,
+ * group write, or a group the process is not in (then other people could read it).
+ */
+export function permissionProblem(st: fs.Stats): string | null {
+  const mode = st.mode & 0o777;
+  const shown = `(mode ${mode.toString(8).padStart(4, '0')}, owner ${st.uid}, group ${st.gid})`;
+  const fix = 'run: chmod 600 FILE, or in Kubernetes mount the Secret with defaultMode: 0440 and the pod\'s securityContext.fsGroup';
+  if ((mode & 0o007) !== 0) return `is readable by other users ${shown}; ${fix}`;
+  if ((mode & 0o070) === 0) return null;
+  if ((mode & 0o030) !== 0) return `is writable or executable by its group ${shown}; ${fix}`;
+  const uid = process.getuid?.() ?? -1;
+  const groups = new Set([process.getgid?.() ?? -1, ...(process.getgroups?.() ?? [])]);
+  if (st.uid !== 0 && st.uid !== uid) return `is group-readable and owned by another user ${shown}; ${fix}`;
+  if (!groups.has(st.gid)) return `is readable by group ${st.gid}, which this process (uid ${uid}) is not in ${shown}; ${fix}`;
+  return null;
+}
+
 function loadHostKeyFile(file: string, generated: boolean): HostKey {
   const st = fs.statSync(file);
   if (!st.isFile()) throw new Error(`host key ${file} is not a regular file`);
-  if ((st.mode & 0o077) !== 0) {
-    throw new Error(
-      `host key ${file} is readable by other users (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${file}`,
-    );
-  }
+  const problem = permissionProblem(st);
+  if (problem !== null) throw new Error(`host key ${file} ${problem}`);
   const pem = fs.readFileSync(file);
   const key = parsePublicKey(pem);
   if (!key || !key.isPrivateKey()) {

@@ -16,7 +16,11 @@ import { handleConnection, type ConnectionHandle, type Shared } from './connecti
 import type { HostKey } from './keys.ts';
 import { ConnectionRateLimiter } from './connection-rate.ts';
 import { KeyedCounter, SourceBackoff } from './limits.ts';
+import { adoptProxiedAddress, readProxyHeader } from './proxy-protocol.ts';
+import { addressAllowed, parseAddressPatterns } from '../policy/address.ts';
 import type { Session } from './session.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import type { SessionTaps } from '../ops/session-tap.ts';
 
 export interface BridgeServer {
   readonly address: AddressInfo;
@@ -24,6 +28,8 @@ export interface BridgeServer {
   connections(): number;
   /** Number of live sessions. */
   sessions(): number;
+  /** True once shutdown began (not ready: accepting nothing new). */
+  draining(): boolean;
   /** Stop accepting, warn every session, let them run up to `graceMs`, then end the rest. */
   shutdown(graceMs: number): Promise<void>;
   close(): Promise<void>;
@@ -43,9 +49,11 @@ export interface ServerDeps {
   hostKeys: HostKey[];
   log: Logger;
   audit: Audit;
+  metrics?: Metrics | null;
+  taps?: SessionTaps;
 }
 
-export async function startServer({ config, backend, authenticator, policy, hostKeys, log, audit }: ServerDeps): Promise<BridgeServer> {
+export async function startServer({ config, backend, authenticator, policy, hostKeys, log, audit, metrics = null, taps }: ServerDeps): Promise<BridgeServer> {
   const live = new Set<Connection>();
   /** Every TCP connection from accept on, keyed by remote address, so limits apply before SSH starts. */
   const sockets = new Map<string, SocketRecord>();
@@ -57,6 +65,7 @@ export async function startServer({ config, backend, authenticator, policy, host
     policy,
     log,
     audit,
+    taps,
     backoff: new SourceBackoff(config.ssh.backoff),
     identitySessions: new KeyedCounter(config.ssh.maxSessionsPerIdentity),
     identityConnections: new KeyedCounter(config.ssh.maxConnectionsPerIdentity),
@@ -98,6 +107,14 @@ export async function startServer({ config, backend, authenticator, policy, host
     (client: Connection, info: ClientInfo) => {
       // ssh2 emits this only after the client's version line; limits were applied at TCP accept.
       live.add(client);
+      if (metrics) {
+        let handshake = false;
+        client.once('handshake', () => {
+          handshake = true;
+          metrics.handshakes.inc({ result: 'ok' });
+        });
+        client.once('close', () => handshake || metrics.handshakes.inc({ result: 'failed' }));
+      }
       client.once('close', () => live.delete(client));
       handleConnection(client, info, shared);
     },
@@ -105,7 +122,7 @@ export async function startServer({ config, backend, authenticator, policy, host
 
   // Our own listener: ssh2 would not see a client that never sends its version line, so the
   // login grace time, max-startups and back-off must start at TCP accept (slow-loris, scanners).
-  const tcp = net.createServer((socket) => {
+  const admit = (socket: net.Socket) => {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const ip = socket.remoteAddress ?? '';
     socket.on('error', () => {}); // resets and garbage end this socket only
@@ -113,6 +130,7 @@ export async function startServer({ config, backend, authenticator, policy, host
     if (blocked > 0 || unauthenticatedCount() >= config.ssh.maxStartups || shared.draining.value) {
       const limit = shared.draining.value ? 'shutting-down' : blocked > 0 ? 'failure-backoff' : 'max-startups';
       log.warn({ remote, limit, waitMs: blocked || undefined }, 'connection dropped by limit');
+      metrics?.connections.inc({ result: limit });
       audit.emit({ event: 'limit', remote, limit, detail: blocked > 0 ? `${blocked} ms left` : String(config.ssh.maxStartups) });
       socket.destroy();
       return;
@@ -138,6 +156,7 @@ export async function startServer({ config, backend, authenticator, policy, host
       }, config.ssh.loginGraceMs),
     };
     sockets.set(remote, rec);
+    metrics?.connections.inc({ result: 'accepted' });
     // Interactive traffic is many small packets: Nagle's delay cost ~60 ms per login round trip
     // (bench: first prompt byte 100 -> 34 ms) and adds latency to every keystroke echo.
     socket.setNoDelay(true);
@@ -146,6 +165,33 @@ export async function startServer({ config, backend, authenticator, policy, host
       sockets.delete(remote);
     });
     server.injectSocket(socket);
+  };
+  // Behind a load balancer that speaks the PROXY protocol, its header comes first and names the
+  // client; every limit, log line, audit event and from= rule must see that client, so the header
+  // is read before anything else. Only from the configured peers: anyone else could forge it.
+  const balancers = config.ops.proxyProtocolFrom;
+  const trusted = balancers.length > 0 ? parseAddressPatterns(balancers.join(','), { allowNegation: false, allowWildcards: false }) : ({ ok: true, patterns: [] } as const);
+  if (!trusted.ok) throw new Error(`--proxy-protocol-from: ${trusted.problem}`);
+  const fromBalancer = (ip: string) => trusted.patterns.length > 0 && addressAllowed(trusted.patterns, ip);
+  const tcp = net.createServer((socket) => {
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (!fromBalancer(socket.remoteAddress ?? '')) return admit(socket);
+    socket.on('error', () => {});
+    const timer = setTimeout(() => socket.destroy(new Error(`no PROXY protocol header within ${config.ssh.loginGraceMs / 1000} s`)), config.ssh.loginGraceMs);
+    readProxyHeader(socket).then(
+      (header) => {
+        clearTimeout(timer);
+        if (header.source) adoptProxiedAddress(socket, header.source);
+        log.debug({ via: peer, remote: `${socket.remoteAddress}:${socket.remotePort}`, proxyProtocol: header.version }, 'PROXY protocol header read');
+        admit(socket);
+      },
+      (err: Error) => {
+        clearTimeout(timer);
+        log.warn({ via: peer, err: err.message }, 'connection from a PROXY protocol peer dropped: bad or missing header');
+        metrics?.connections.inc({ result: 'bad-proxy-header' });
+        socket.destroy();
+      },
+    );
   });
   tcp.on('error', (err: Error) => log.error({ err: err.message }, 'listener error'));
   server.on('error', (err: Error) => log.error({ err: err.message }, 'ssh server error'));
@@ -170,6 +216,7 @@ export async function startServer({ config, backend, authenticator, policy, host
     address,
     connections: () => sockets.size,
     sessions: () => shared.sessions.size,
+    draining: () => shared.draining.value,
     shutdown: async (graceMs: number) => {
       shared.draining.value = true;
       const closed = stopListening();

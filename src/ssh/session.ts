@@ -16,6 +16,7 @@ import { pump } from '../pipe.ts';
 import { ChannelOutput } from './channel-output.ts';
 import { authorize, planSession, type AccessRequest, type Decision, type PolicySource, type SshRequest } from '../policy/index.ts';
 import { formatTarget, type Target } from '../target.ts';
+import type { SessionTap, SessionTaps } from '../ops/session-tap.ts';
 
 /** Exit status for failures of the bridge itself (no pod, forbidden, stream lost), like ssh's own 255. */
 export const BRIDGE_FAILURE_STATUS = 255;
@@ -66,6 +67,8 @@ export interface SessionContext {
   motd: string | null;
   log: Logger;
   audit: { emit(e: AuditEvent): void; conn: string; remote: string };
+  /** Listeners (metrics, recording) called at the session's turning points; see ops/session-tap.ts. */
+  taps?: SessionTaps;
 }
 
 type Phase = 'setup' | 'opening' | 'running' | 'done';
@@ -84,6 +87,7 @@ export class Session {
   private process: RemoteProcess | null = null;
   /** Every byte for the client leaves through this, the command's and the bridge's alike. */
   private output: ChannelOutput | null = null;
+  private tap: SessionTap | null = null;
   private readonly abort = new AbortController();
   private clientGone = false;
   /** Why the bridge ended the session itself (timeout, shutdown); reported instead of the exit. */
@@ -218,6 +222,7 @@ export class Session {
     // `ssh -tt` without a local terminal sends 0x0: unknown, never a real size.
     if (size.cols <= 0 || size.rows <= 0) return;
     if (this.tty) this.tty = { ...this.tty, cols: size.cols, rows: size.rows };
+    this.tap?.resize(size);
     if (this.process) this.process.resize(size);
     else this.pendingSize = size;
   }
@@ -235,6 +240,7 @@ export class Session {
     const output = new ChannelOutput(channel, this.tty !== null);
     this.output = output;
     this.phase = 'opening';
+    this.tap = this.ctx.taps?.start({ kind, tty: this.tty }) ?? null;
     channel.on('error', (err: Error) => this.log.debug({ err: err.message }, 'channel error'));
     channel.stderr.on('error', () => {});
     void (refusal ? this.fail(channel, output, refusal) : this.run(channel, output, command, kind))
@@ -243,6 +249,7 @@ export class Session {
         return this.finish(channel, output, { kind: 'error', error: toBridgeError(err) });
       })
       .finally(() => {
+        this.tap?.ended(null);
         this.clearTimers();
         this.resolveClosed();
       });
@@ -279,6 +286,8 @@ export class Session {
     this.log.info({ target: targetName, kind, ...ran, forced: ran.forced || undefined, tty: spec.tty ? `${spec.tty.cols}x${spec.tty.rows} ${spec.tty.term}` : null }, 'session start');
     audit.emit({ event: 'session-start', conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, kind, ...ran, tty: spec.tty !== null });
 
+    const refused = this.tap?.beforeOpen({ conn: audit.conn, remote: audit.remote, identity: identity.name, target: targetName, command: runCommand });
+    if (refused) return this.fail(channel, output, refused);
     let proc: RemoteProcess;
     try {
       proc = await backend.open(target, spec, { identity, log: this.log, authorizeResolved });
@@ -296,6 +305,7 @@ export class Session {
     this.pendingSize = null;
     for (const name of this.pendingSignals.splice(0)) proc.signal(name);
     this.startTimers();
+    this.tap?.opened({ stdout: proc.stdout, stderr: proc.stderr, input: channel }, (reason) => void this.end(reason));
     if (this.ctx.motd && command === null && spec.tty) output.stdout.write(this.ctx.motd.replace(/\r?\n/g, '\r\n'));
 
     const signal = this.abort.signal;
@@ -372,6 +382,7 @@ export class Session {
   private async finish(channel: ServerChannel, output: ChannelOutput, exit: Exit): Promise<void> {
     if (this.phase === 'done') return;
     this.phase = 'done';
+    this.tap?.ended(exit);
     if (this.clientGone) return;
     // The one bridge line every session may get, TTY or not: why the bridge ended it (status 255).
     if (exit.kind === 'error') output.line(`podbridge: ${exit.error.message}`);

@@ -147,6 +147,12 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
       return proc;
     },
 
+    async probe() {
+      // /version is readable by everyone (system:public-info-viewer): it tests reachability and TLS only.
+      const res = await api.getJson('/version', NO_HEADERS);
+      if (res.status !== 200) throw new Error(`API server ${loaded.server} answered ${res.status} to /version`);
+    },
+
     async close() {
       await Promise.all([...live].map((p) => p.terminate('podbridge is shutting down')));
       // Cleanups waiting for an unreachable API server stop retrying (and log that they gave up).
