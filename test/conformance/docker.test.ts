@@ -1,5 +1,14 @@
+import { after } from 'node:test';
 import { conformance, type ErrorCase } from './suite.ts';
-import { startDockerWorld } from './docker-harness.ts';
+import { startDockerWorld, type DockerWorld } from './docker-harness.ts';
+import { startTestBridge } from '../helpers/bridge.ts';
+
+// One dockerd with its containers for the whole file (starting one and importing its images is
+// most of a start's cost); each start() gets a bridge of its own with the options asked for.
+let world: Promise<DockerWorld> | null = null;
+after(async () => {
+  if (world) await (await world).close();
+});
 
 const errorCases: ErrorCase[] = [
   { what: 'no such container', login: 'ghost', message: /no Docker container "ghost" \(by name or ID prefix\); list them with: docker ps/ },
@@ -20,7 +29,9 @@ conformance({
   stdinEof: true,
   errorCases,
   async start(options = {}) {
-    const world = await startDockerWorld(options);
-    return { port: world.bridge.port, key: world.bridge.key, login: 'web', logs: world.bridge.logs, shutdown: world.bridge.shutdown, close: world.close };
+    world ??= startDockerWorld();
+    const w = await world;
+    const bridge = await startTestBridge({ backend: 'docker', dockerHost: w.dockerd.host, ...options });
+    return { port: bridge.port, key: bridge.key, login: 'web', logs: bridge.logs, shutdown: bridge.shutdown, close: () => bridge.close() };
   },
 });
