@@ -210,7 +210,7 @@ async function main(): Promise<void> {
     // ---- cluster
     let cluster: Cluster;
     if (values.kubeconfig) {
-      const { loadKubeconfig } = await import('../src/backends/kubernetes/kubeconfig.ts');
+      const { loadKubeconfig } = await import('../src/backends/kubernetes/api/kubeconfig.ts');
       const loaded = loadKubeconfig({ kubeconfig: values.kubeconfig });
       cluster = useKubeconfig(path.resolve(values.kubeconfig), loaded.server, parsePodTarget(values.target ?? ''), work);
     } else {

@@ -5,10 +5,10 @@
  * exactly what the bridge adds: the SSH layer, the bridge process and its own exec client.
  */
 import WebSocket from 'ws';
-import { buildExecCommand } from '../../src/backends/kubernetes/command.ts';
-import { Channel } from '../../src/backends/kubernetes/protocol.ts';
-import { KubeApiClient } from '../../src/backends/kubernetes/client.ts';
-import { loadKubeconfig } from '../../src/backends/kubernetes/kubeconfig.ts';
+import { buildExecCommand } from '../../src/backends/kubernetes/exec/command.ts';
+import { Channel } from '../../src/backends/kubernetes/channel/websocket-frames.ts';
+import { KubeApiClient } from '../../src/backends/kubernetes/api/client.ts';
+import { loadKubeconfig } from '../../src/backends/kubernetes/api/kubeconfig.ts';
 import type { ClientRequestArgs } from 'node:http';
 import type { PodTarget } from './cluster.ts';
 

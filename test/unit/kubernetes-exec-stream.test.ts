@@ -9,9 +9,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Exit } from '../../src/backends/backend.ts';
-import { ExecStream, type ExecStreamTimings } from '../../src/backends/kubernetes/exec-stream.ts';
-import { streamOnlyProcessControl } from '../../src/backends/kubernetes/process-control.ts';
-import { PROTOCOL_V5 } from '../../src/backends/kubernetes/protocol.ts';
+import { ExecProcess as ExecStream, type ExecProcessTimings as ExecStreamTimings } from '../../src/backends/kubernetes/exec/exec-process.ts';
+import { streamOnlyProcessControl } from '../../src/backends/kubernetes/control/process-control.ts';
+import { PROTOCOL_V5 } from '../../src/backends/kubernetes/channel/websocket-frames.ts';
+import { WebSocketTransport } from '../../src/backends/kubernetes/channel/websocket.ts';
 import { silentLogger } from '../../src/log.ts';
 
 const target = { namespace: 'team-a', pod: 'web-1', container: 'app' };
@@ -43,8 +44,7 @@ async function connect(timings: Partial<ExecStreamTimings> = {}, tty: { cols: nu
       ws.removeAllListeners();
       resolve(
         new ExecStream({
-          ws,
-          version: 'v5',
+          transport: new WebSocketTransport(ws, 'v5'),
           target,
           tty: tty === null ? null : { term: 'xterm', ...tty },
           control: streamOnlyProcessControl({ target, sessionTag: 't', log }),

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isBridgeError } from '../../src/errors.ts';
-import { findKubeconfig, loadKubeconfig } from '../../src/backends/kubernetes/kubeconfig.ts';
+import { findKubeconfig, loadKubeconfig } from '../../src/backends/kubernetes/api/kubeconfig.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'podbridge-kubeconfig-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));

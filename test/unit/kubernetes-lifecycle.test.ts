@@ -19,11 +19,12 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Backend, Exit, ProcessSpec, RemoteProcess } from '../../src/backends/backend.ts';
-import { CONTROL_SCRIPT, controlArgv, parseControlReport, type Leader } from '../../src/backends/kubernetes/control-script.ts';
-import { ExecStream } from '../../src/backends/kubernetes/exec-stream.ts';
+import { CONTROL_SCRIPT, controlArgv, parseControlReport, type Leader } from '../../src/backends/kubernetes/control/control-script.ts';
+import { ExecProcess as ExecStream } from '../../src/backends/kubernetes/exec/exec-process.ts';
 import { createKubernetesBackend, type KubernetesBackendOptions } from '../../src/backends/kubernetes/index.ts';
-import { execProcessControl, type ProcessControl, type ScriptOutcome } from '../../src/backends/kubernetes/process-control.ts';
-import { PROTOCOL_V5 } from '../../src/backends/kubernetes/protocol.ts';
+import { execProcessControl, type ProcessControl, type ScriptOutcome } from '../../src/backends/kubernetes/control/process-control.ts';
+import { PROTOCOL_V5 } from '../../src/backends/kubernetes/channel/websocket-frames.ts';
+import { WebSocketTransport } from '../../src/backends/kubernetes/channel/websocket.ts';
 import { testIdentity } from '../helpers/identity.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import type { Target } from '../../src/target.ts';
@@ -314,7 +315,7 @@ describe('PID report on stdout', () => {
       ws.once('error', j);
     });
     ws.removeAllListeners();
-    const stream = new ExecStream({ ws, version: 'v5', target: { namespace: 'n', pod: 'p', container: 'c' }, tty: null, control, log: silentLogger(), pidReport: true });
+    const stream = new ExecStream({ transport: new WebSocketTransport(ws, 'v5'), target: { namespace: 'n', pod: 'p', container: 'c' }, tty: null, control, log: silentLogger(), pidReport: true });
     const peer = await peerReady;
     const received: Buffer[] = [];
     peer.on('message', (d: Buffer) => received.push(d));
@@ -540,9 +541,9 @@ describe('kubernetes backend lifecycle (fake kube-apiserver)', () => {
   });
 
   it('a container without /bin/sh: the log says the cleanup could not be guaranteed', async () => {
-    const { execScriptRunner } = await import('../../src/backends/kubernetes/control-exec.ts');
-    const { KubeApiClient } = await import('../../src/backends/kubernetes/client.ts');
-    const { loadKubeconfig } = await import('../../src/backends/kubernetes/kubeconfig.ts');
+    const { execScriptRunner } = await import('../../src/backends/kubernetes/control/control-exec.ts');
+    const { KubeApiClient } = await import('../../src/backends/kubernetes/api/client.ts');
+    const { loadKubeconfig } = await import('../../src/backends/kubernetes/api/kubeconfig.ts');
     const loaded = loadKubeconfig({ kubeconfig });
     const api = new KubeApiClient(loaded.kc, { server: loaded.server, contextName: loaded.contextName });
     const target = { namespace: 'team-a', pod: 'distroless', container: 'app' };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PodSchema, type Pod } from '../../src/backends/kubernetes/objects.ts';
-import { labelSelectorQuery, pickPod, sortMostActiveFirst } from '../../src/backends/kubernetes/pod-selection.ts';
+import { PodSchema, type Pod } from '../../src/backends/kubernetes/api/objects.ts';
+import { labelSelectorQuery, pickPod, sortMostActiveFirst } from '../../src/backends/kubernetes/api/pod-selection.ts';
 
 interface PodInit {
   name: string;

@@ -7,12 +7,9 @@ import {
   encodeClose,
   encodeFrame,
   encodeResize,
-  interpretStatus,
-  isMissingShell,
-  oneLine,
-  parseStatus,
   protocolVersion,
-} from '../../src/backends/kubernetes/protocol.ts';
+} from '../../src/backends/kubernetes/channel/websocket-frames.ts';
+import { interpretStatus, isMissingShell, oneLine, parseStatus } from '../../src/backends/kubernetes/api/status.ts';
 
 describe('kubernetes channel framing', () => {
   it('offers v5 before v4 and nothing older', () => {

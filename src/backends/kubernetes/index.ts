@@ -1,8 +1,8 @@
 /**
- * The Kubernetes backend: resolve the target to one container, then run the session there
- * through exec over WebSocket (v5, falling back to v4). Signals and the cleanup of everything a
- * session started go through a second exec (process-control.ts); an end we did not cause is
- * explained from the pod (pod-check.ts). docs/lifecycle.md has the guarantees.
+ * The Kubernetes backend: resolve the target to one container (api/), then run the session there
+ * as an exec (exec/) over the channel layer (channel/: WebSocket v5, falling back to v4). Signals and the cleanup of everything a
+ * session started go through a second exec (control/); an end we did not cause is
+ * explained from the pod (api/pod-check.ts). docs/lifecycle.md has the guarantees.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -11,14 +11,14 @@ import { BridgeError, isBridgeError } from '../../errors.ts';
 import type { Identity } from '../../identity.ts';
 import type { Logger } from '../../log.ts';
 import type { Target } from '../../target.ts';
-import { KubeApiClient, type RequestHeaders } from './client.ts';
-import { buildExecCommand } from './command.ts';
-import { execScriptRunner } from './control-exec.ts';
-import { connectExec } from './exec-connect.ts';
-import { where } from './exec-errors.ts';
-import { ExecStream, type ExecStreamTimings } from './exec-stream.ts';
-import { loadKubeconfig } from './kubeconfig.ts';
-import { compareWithSnapshot, readPodNow, snapshotOf, type PodSnapshot } from './pod-check.ts';
+import { KubeApiClient, type RequestHeaders } from './api/client.ts';
+import { buildExecCommand } from './exec/command.ts';
+import { execScriptRunner } from './control/control-exec.ts';
+import { openExecChannel } from './channel/connect.ts';
+import { where } from './exec/exec-errors.ts';
+import { ExecProcess, type ExecProcessTimings } from './exec/exec-process.ts';
+import { loadKubeconfig } from './api/kubeconfig.ts';
+import { compareWithSnapshot, readPodNow, snapshotOf, type PodSnapshot } from './api/pod-check.ts';
 import {
   DEFAULT_CLEANUP_RETRY_DELAYS_MS,
   DEFAULT_TERMINATE_GRACE_MS,
@@ -27,13 +27,13 @@ import {
   terminateAttemptTimeoutMs,
   type ProcessControl,
   type ProcessControlFactory,
-} from './process-control.ts';
-import { plainCommandWords } from './plain-command.ts';
-import { resolveTargetWithPod, type ExecTarget } from './resolve.ts';
+} from './control/process-control.ts';
+import { plainCommandWords } from './exec/plain-command.ts';
+import { resolveTargetWithPod, type ExecTarget } from './api/resolve.ts';
 
-export { findKubeconfig, type FoundKubeconfig } from './kubeconfig.ts';
-export type { RequestHeaders } from './client.ts';
-export type { ProcessControl, ProcessControlFactory, ScriptRunner } from './process-control.ts';
+export { findKubeconfig, type FoundKubeconfig } from './api/kubeconfig.ts';
+export type { RequestHeaders } from './api/client.ts';
+export type { ProcessControl, ProcessControlFactory, ScriptRunner } from './control/process-control.ts';
 
 export interface KubernetesBackendOptions {
   /** Path to a kubeconfig; default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
@@ -55,8 +55,8 @@ export interface KubernetesBackendOptions {
   cleanupRetryDelaysMs?: readonly number[];
   /** Connect and handshake timeout for every API call and the exec upgrade; default 10 s. */
   connectTimeoutMs?: number;
-  /** Keepalive and close timings of exec streams; defaults in exec-stream.ts. */
-  timings?: Partial<ExecStreamTimings>;
+  /** Keepalive and close timings of exec streams; defaults in exec/exec-process.ts. */
+  timings?: Partial<ExecProcessTimings>;
 }
 
 const NO_HEADERS: RequestHeaders = Object.freeze({});
@@ -85,7 +85,7 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
     options.processControl ??
     execProcessControl({ graceMs, retryDelaysMs: options.cleanupRetryDelaysMs ?? DEFAULT_CLEANUP_RETRY_DELAYS_MS, shutdown: shutdown.signal, track });
   // terminate() must not close the stream before the cleanup had its grace period and its KILL.
-  const timings: Partial<ExecStreamTimings> = { terminateTreeTimeoutMs: terminateAttemptTimeoutMs(graceMs) + 2_000, ...options.timings };
+  const timings: Partial<ExecProcessTimings> = { terminateTreeTimeoutMs: terminateAttemptTimeoutMs(graceMs) + 2_000, ...options.timings };
   const live = new Set<RemoteProcess>();
   log.debug({ server: loaded.server, context: loaded.contextName, source: loaded.source, defaultNamespace }, 'kubernetes backend ready');
 
@@ -110,20 +110,19 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
       if (command.droppedEnv.length > 0) slog.warn({ names: command.droppedEnv }, 'environment variables with invalid names dropped');
       const control = processControl({ target: execTarget, sessionTag, log: slog, run: execScriptRunner(api, headers, execTarget, slog) });
       const snapshot = snapshotOf(pod, execTarget.container);
-      const run = (argv: string[], ctl: ProcessControl, pidReport: boolean) =>
-        connectExec(api, headers, { target: execTarget, argv, tty: spec.tty !== null }, (opened) => {
-          return new ExecStream({
-            ws: opened.ws,
-            version: opened.version,
-            target: execTarget,
-            tty: spec.tty,
-            control: ctl,
-            log: slog,
-            timings,
-            pidReport,
-            afterEnd: (exit: Exit) => explainEnd(exit, { api, headers, target: execTarget, snapshot, control: ctl, track, log: slog }),
-          });
+      const run = async (argv: string[], ctl: ProcessControl, pidReport: boolean) => {
+        const transport = await openExecChannel(api, headers, { target: execTarget, argv, tty: spec.tty !== null });
+        return new ExecProcess({
+          transport,
+          target: execTarget,
+          tty: spec.tty,
+          control: ctl,
+          log: slog,
+          timings,
+          pidReport,
+          afterEnd: (exit: Exit) => explainEnd(exit, { api, headers, target: execTarget, snapshot, control: ctl, track, log: slog }),
         });
+      };
       // A shell-less image fails before the wrapper prints its PID report (first thing it does),
       // either as a refused upgrade (v4 through a kubelet) or as an immediate Status (v5).
       const withoutShell = () => {
@@ -132,7 +131,7 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
         slog.warn({ argv0: argv[0] }, 'process cleanup could not be guaranteed: the image has no /bin/sh, so the command runs directly (without TERM or environment) and no second exec can end what it leaves behind');
         return run(argv, ctl, false);
       };
-      let proc: ExecStream;
+      let proc: ExecProcess;
       try {
         proc = await run(command.argv, control, true);
         const early = await Promise.race([proc.started.then(() => null), proc.exited]);
@@ -141,7 +140,7 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
         if (!isBridgeError(err) || err.code !== 'no-shell') throw err;
         proc = await withoutShell();
       }
-      slog.info({ protocol: proc.protocolVersion, tty: spec.tty !== null, command: spec.command !== null }, 'exec started');
+      slog.info({ protocol: proc.protocol, tty: spec.tty !== null, command: spec.command !== null }, 'exec started');
       live.add(proc);
       void proc.exited.then(() => live.delete(proc));
       return proc;

@@ -10,7 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { BridgeError } from '../../errors.ts';
+import { BridgeError } from '../../../errors.ts';
 import { connectTimeout, credentialFailure, networkFailure, type ApiServerRef } from './api-errors.ts';
 
 /** Extra headers for one call, e.g. Impersonate-User / Impersonate-Group. */

@@ -3,9 +3,9 @@
  * upgrade (a kubelet behind a v4 proxy refuses in plain HTTP) and the stream (a v5 API server
  * reports the same failure as a Status on channel 3), so both say the same thing.
  */
-import { BridgeError } from '../../errors.ts';
-import { isMissingShell, oneLine } from './protocol.ts';
-import type { ExecTarget } from './resolve.ts';
+import { BridgeError } from '../../../errors.ts';
+import { isMissingShell, oneLine } from '../api/status.ts';
+import type { ExecTarget } from '../api/resolve.ts';
 
 export function where(t: ExecTarget): string {
   return `container "${t.container}" in pod "${t.pod}" in namespace "${t.namespace}"`;

@@ -9,11 +9,11 @@
  * and, when it cannot be done, the log says the cleanup could not be guaranteed and why.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Exit } from '../backend.ts';
-import type { BridgeError, ErrorCode } from '../../errors.ts';
-import type { Logger } from '../../log.ts';
+import type { Exit } from '../../backend.ts';
+import type { BridgeError, ErrorCode } from '../../../errors.ts';
+import type { Logger } from '../../../log.ts';
 import { controlArgv, normalizeSignal, parseControlReport, type ControlReport, type Leader } from './control-script.ts';
-import type { ExecTarget } from './resolve.ts';
+import type { ExecTarget } from '../api/resolve.ts';
 
 export type { Leader } from './control-script.ts';
 

@@ -5,7 +5,7 @@
  * kubectl/pkg/util/podutils/podutils.go). kubectl would then try a pod that is not Running and
  * fail; we keep only Running pods first, so the user gets a precise "no running pod" instead.
  */
-import { BridgeError } from '../../errors.ts';
+import { BridgeError } from '../../../errors.ts';
 import type { LabelSelector, Pod } from './objects.ts';
 
 /** The `labelSelector` query value for a LabelSelector (metav1.LabelSelectorAsSelector).

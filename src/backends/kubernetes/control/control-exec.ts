@@ -4,13 +4,13 @@
  * never to a user's session.
  */
 import type { Readable } from 'node:stream';
-import type { Logger } from '../../log.ts';
-import { toBridgeError } from '../../errors.ts';
-import type { KubeApiClient, RequestHeaders } from './client.ts';
-import { connectExec } from './exec-connect.ts';
-import { ExecStream } from './exec-stream.ts';
+import type { Logger } from '../../../log.ts';
+import { toBridgeError } from '../../../errors.ts';
+import type { KubeApiClient, RequestHeaders } from '../api/client.ts';
+import { openExecChannel } from '../channel/connect.ts';
+import { ExecProcess } from '../exec/exec-process.ts';
 import { streamOnlyProcessControl, type ScriptOutcome, type ScriptRunner } from './process-control.ts';
-import type { ExecTarget } from './resolve.ts';
+import type { ExecTarget } from '../api/resolve.ts';
 
 // The control script prints one line; anything near this is not ours.
 const MAX_OUTPUT_BYTES = 64 * 1024;
@@ -18,23 +18,21 @@ const MAX_OUTPUT_BYTES = 64 * 1024;
 export function execScriptRunner(api: KubeApiClient, headers: RequestHeaders, target: ExecTarget, log: Logger): ScriptRunner {
   return async (argv, timeoutMs) => {
     const clog = log.child({ control: argv[4] ?? argv[0] });
-    let proc: ExecStream;
+    let proc: ExecProcess;
     try {
-      proc = await connectExec(api, headers, { target, argv, tty: false }, (opened) => {
-        return new ExecStream({
-          ws: opened.ws,
-          version: opened.version,
-          target,
-          tty: null,
-          // The control exec is never itself cleaned up or signalled: it ends on its own.
-          control: streamOnlyProcessControl({ target, sessionTag: '', log: clog }),
-          log: clog,
-        });
+      const transport = await openExecChannel(api, headers, { target, argv, tty: false });
+      proc = new ExecProcess({
+        transport,
+        target,
+        tty: null,
+        // The control exec is never itself cleaned up or signalled: it ends on its own.
+        control: streamOnlyProcessControl({ target, sessionTag: '', log: clog }),
+        log: clog,
       });
     } catch (err) {
       return { ran: false, error: toBridgeError(err) };
     }
-    // The script reads nothing (over v4 this EOF cannot be sent, which it does not need).
+    // The script reads nothing (over WebSocket v4 this EOF cannot be sent, which it does not need).
     proc.stdin.end();
     const stdout = collect(proc.stdout);
     const stderr = collect(proc.stderr);

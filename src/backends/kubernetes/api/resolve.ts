@@ -3,13 +3,13 @@
  * becomes one line that names the namespace, pod, workload or container and says what to do.
  */
 import type { z } from 'zod';
-import { BridgeError } from '../../errors.ts';
-import type { Target, WorkloadKind } from '../../target.ts';
+import { BridgeError } from '../../../errors.ts';
+import type { Target, WorkloadKind } from '../../../target.ts';
 import { forbidden, unauthorized, unexpectedResponse } from './api-errors.ts';
 import type { KubeApiClient, RequestHeaders } from './client.ts';
 import { PodListSchema, PodSchema, WorkloadSchema, type ContainerStatus, type Pod } from './objects.ts';
 import { labelSelectorQuery, pickPod } from './pod-selection.ts';
-import { parseStatus } from './protocol.ts';
+import { parseStatus } from './status.ts';
 
 export interface ExecTarget {
   namespace: string;

@@ -4,7 +4,7 @@
  * alone would tell the user nothing. Reading the pod once more and comparing it with what it was at
  * the start names the cause in one line.
  */
-import { BridgeError } from '../../errors.ts';
+import { BridgeError } from '../../../errors.ts';
 import type { KubeApiClient, RequestHeaders } from './client.ts';
 import { PodSchema, type Pod } from './objects.ts';
 import { findStatus, type ExecTarget } from './resolve.ts';

@@ -1,13 +1,14 @@
 /**
- * One running exec, as a RemoteProcess: our own client of the channel protocol over an open `ws`
- * socket (not client-node's Exec helper, which loses backpressure, Status bodies and closes).
+ * One running exec, as a RemoteProcess, over any channel transport (channel/transport.ts:
+ * WebSocket v5/v4, SPDY/3.1): everything about an exec that does not depend on the framing.
+ * Our own client (not client-node's Exec helper, which loses backpressure, Status bodies and closes).
  *
  * Flow control, both ways:
- * - in: when stdout or stderr `push()` returns false we pause the socket; TCP then holds the API
- *   server, which stops reading the process. `_read` resumes. Memory: one Readable high-water
- *   mark (256 KiB) per stream plus what one socket read delivers.
- * - out: each stdin chunk's write callback runs when ws has handed its frame to the socket, so the
- *   Writable's high-water mark bounds what we hold.
+ * - in: when stdout or stderr `push()` returns false we pause the transport; the peer then stops
+ *   sending and the API server stops reading the process. `_read` resumes. Memory: one Readable
+ *   high-water mark (256 KiB) per stream plus what one socket read delivers.
+ * - out: each stdin chunk's write callback runs when the transport has handed its frame to the
+ *   socket, so the Writable's high-water mark bounds what we hold.
  *
  * Lifecycle (see docs/lifecycle.md):
  * - with `pidReport`, the first stdout bytes are the wrapper's PID report (command.ts): stripped
@@ -21,29 +22,18 @@
  */
 import { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import type WebSocket from 'ws';
-import type { Exit, RemoteProcess, TerminalSize, TtySpec } from '../backend.ts';
-import { BridgeError } from '../../errors.ts';
-import type { Logger } from '../../log.ts';
+import type { Exit, RemoteProcess, TerminalSize, TtySpec } from '../../backend.ts';
+import { BridgeError } from '../../../errors.ts';
+import type { Logger } from '../../../log.ts';
 import { endedByBridge, execFailure, streamLost } from './exec-errors.ts';
 import { PID_REPORT_END, PID_REPORT_PREFIX } from './command.ts';
-import { LINUX_SIGNALS, TERMINATING_SIGNALS, normalizeSignal, type Leader } from './control-script.ts';
-import type { ProcessControl } from './process-control.ts';
-import {
-  Channel,
-  decodeFrame,
-  encodeClose,
-  encodeFrame,
-  encodeResize,
-  interpretStatus,
-  oneLine,
-  parseStatus,
-  type ProtocolVersion,
-  type StatusOutcome,
-} from './protocol.ts';
-import type { ExecTarget } from './resolve.ts';
+import { LINUX_SIGNALS, TERMINATING_SIGNALS, normalizeSignal, type Leader } from '../control/control-script.ts';
+import type { ProcessControl } from '../control/process-control.ts';
+import { interpretStatus, oneLine, parseStatus, type StatusOutcome } from '../api/status.ts';
+import type { ExecTarget } from '../api/resolve.ts';
+import type { ChannelTransport, IncomingStream } from '../channel/transport.ts';
 
-export interface ExecStreamTimings {
+export interface ExecProcessTimings {
   /** How often we ping, so idle sessions survive load balancers (often 60 s idle limits). */
   keepaliveIntervalMs: number;
   /** Silence (no frame, no pong) after which the connection counts as lost. Not counted while
@@ -51,7 +41,7 @@ export interface ExecStreamTimings {
   keepaliveTimeoutMs: number;
   /** After the Status, how long the server may take to close before we close ourselves. */
   closeAfterStatusMs: number;
-  /** After terminate(), how long a clean WebSocket close may take before we cut the socket. */
+  /** After terminate(), how long a clean close may take before we cut the socket. */
   closeTimeoutMs: number;
   /** How long terminate() waits for the process control's cleanup before closing anyway. */
   terminateTreeTimeoutMs: number;
@@ -59,7 +49,7 @@ export interface ExecStreamTimings {
   pidReportWaitMs: number;
 }
 
-export const DEFAULT_TIMINGS: ExecStreamTimings = {
+export const DEFAULT_TIMINGS: ExecProcessTimings = {
   keepaliveIntervalMs: 30_000,
   keepaliveTimeoutMs: 120_000,
   closeAfterStatusMs: 5_000,
@@ -68,15 +58,15 @@ export const DEFAULT_TIMINGS: ExecStreamTimings = {
   pidReportWaitMs: 5_000,
 };
 
-export interface ExecStreamOptions {
-  ws: WebSocket;
-  version: ProtocolVersion;
+export interface ExecProcessOptions {
+  /** The open connection, not yet attached: the process attaches at once. */
+  transport: ChannelTransport;
   target: ExecTarget;
   tty: TtySpec | null;
   control: ProcessControl;
   /** Should already carry the target (namespace, pod, container) as bindings. */
   log: Logger;
-  timings?: Partial<ExecStreamTimings>;
+  timings?: Partial<ExecProcessTimings>;
   /** The command starts with the wrapper's PID report on stdout (buildExecCommand's reportPid). */
   pidReport?: boolean;
   /** For an end we did not cause (not terminate()): may replace the exit (explain it) and start
@@ -93,7 +83,7 @@ const PID_REPORT_END_BYTE = PID_REPORT_END.charCodeAt(0);
 /** Prefix, a PID, a start time in clock ticks, the terminator: never near this long. */
 const PID_REPORT_MAX_BYTES = PID_REPORT_BYTES.length + 48;
 
-export class ExecStream implements RemoteProcess {
+export class ExecProcess implements RemoteProcess {
   readonly stdin: Writable;
   readonly stdout: Readable;
   readonly stderr: Readable | null;
@@ -103,19 +93,20 @@ export class ExecStream implements RemoteProcess {
   readonly started: Promise<void>;
   private resolveStarted!: () => void;
 
-  /** The negotiated protocol: v5 can deliver stdin EOF, v4 cannot. */
-  readonly protocolVersion: ProtocolVersion;
+  /** What was negotiated, e.g. `v4.channel.k8s.io over SPDY/3.1`, for the log and messages. */
+  readonly protocol: string;
 
+  /** v5 over WebSocket and every SPDY protocol can deliver stdin EOF; v4 over WebSocket cannot. */
   get canCloseStdin(): boolean {
-    return this.protocolVersion === 'v5';
+    return this.transport.canCloseStdin;
   }
 
-  private readonly ws: WebSocket;
+  private readonly transport: ChannelTransport;
   private readonly target: ExecTarget;
   private readonly hasTty: boolean;
   private readonly control: ProcessControl;
   private readonly log: Logger;
-  private readonly timings: ExecStreamTimings;
+  private readonly timings: ExecProcessTimings;
 
   private resolveExited: (exit: Exit) => void = () => {};
   private finished = false;
@@ -152,9 +143,9 @@ export class ExecStream implements RemoteProcess {
   /** Signals the client asked for: an exit of 128+N after asking for N was that signal. */
   private readonly signalsRequested = new Set<string>();
 
-  constructor(options: ExecStreamOptions) {
-    this.ws = options.ws;
-    this.protocolVersion = options.version;
+  constructor(options: ExecProcessOptions) {
+    this.transport = options.transport;
+    this.protocol = options.transport.description;
     this.target = options.target;
     this.hasTty = options.tty !== null;
     this.control = options.control;
@@ -190,10 +181,12 @@ export class ExecStream implements RemoteProcess {
       final: (callback) => this.endStdin(callback),
     });
 
-    this.ws.on('message', (data) => this.onMessage(toBuffer(data)));
-    this.ws.on('pong', () => (this.lastHeardAt = Date.now()));
-    this.ws.on('error', (err) => (this.socketError ??= err));
-    this.ws.on('close', (code, reason) => this.finish(code, reason.toString('utf8')));
+    this.transport.attach({
+      data: (stream, payload) => this.onData(stream, payload),
+      heard: () => (this.lastHeardAt = Date.now()),
+      error: (err) => (this.socketError ??= err),
+      closed: (code, reason) => this.finish(code, reason),
+    });
 
     this.keepaliveTimer = setInterval(() => this.keepalive(), this.timings.keepaliveIntervalMs);
     this.keepaliveTimer.unref();
@@ -234,8 +227,8 @@ export class ExecStream implements RemoteProcess {
     // Nobody will read the rest: drop output from now on, and read on so the close handshake
     // (and any Status) gets through.
     this.blocked.clear();
-    this.ws.resume();
-    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000, 'podbridge session ended');
+    this.transport.resume();
+    this.transport.close('podbridge session ended');
     this.armCloseTimer(this.timings.closeTimeoutMs);
     await this.exited;
   }
@@ -250,21 +243,16 @@ export class ExecStream implements RemoteProcess {
     return stream;
   }
 
-  private onMessage(message: Buffer): void {
-    this.lastHeardAt = Date.now();
-    const frame = decodeFrame(message);
-    if (frame === null) return;
-    switch (frame.channel) {
-      case Channel.stdout:
-        if (this.reportState === 'reading') return this.readPidReport(frame.payload);
-        return this.deliver(this.stdout, frame.payload);
-      case Channel.stderr:
+  private onData(stream: IncomingStream, payload: Buffer): void {
+    switch (stream) {
+      case 'stdout':
+        if (this.reportState === 'reading') return this.readPidReport(payload);
+        return this.deliver(this.stdout, payload);
+      case 'stderr':
         // Not requested with a TTY; if a server sends it anyway, the terminal is where it belongs.
-        return this.deliver(this.stderr ?? this.stdout, frame.payload);
-      case Channel.status:
-        return this.onStatus(frame.payload);
-      default:
-        this.log.debug({ channel: frame.channel }, 'exec frame on an unknown channel ignored');
+        return this.deliver(this.stderr ?? this.stdout, payload);
+      case 'status':
+        return this.onStatus(payload);
     }
   }
 
@@ -273,7 +261,7 @@ export class ExecStream implements RemoteProcess {
     if (payload.length === 0 || this.terminateReason !== null || stream.destroyed || this.finished) return;
     if (!stream.push(payload)) {
       this.blocked.add(stream);
-      this.ws.pause();
+      this.transport.pause();
     }
   }
 
@@ -325,7 +313,7 @@ export class ExecStream implements RemoteProcess {
     if (!this.blocked.delete(stream) || this.blocked.size > 0) return;
     // Silence while paused was ours, not the server's.
     this.lastHeardAt = Date.now();
-    this.ws.resume();
+    this.transport.resume();
   }
 
   private onStatus(payload: Buffer): void {
@@ -344,20 +332,20 @@ export class ExecStream implements RemoteProcess {
     this.closeTimer = setTimeout(() => {
       this.closeTimer = null;
       // Paused means unread output still sits in the socket: cutting now would lose it.
-      if (this.ws.isPaused && this.terminateReason === null) return this.armCloseTimer(ms);
-      this.ws.terminate();
+      if (this.transport.isPaused && this.terminateReason === null) return this.armCloseTimer(ms);
+      this.transport.terminate();
     }, ms);
     this.closeTimer.unref();
   }
 
   private keepalive(): void {
-    if (this.finished || this.ws.readyState !== this.ws.OPEN) return;
-    if (!this.ws.isPaused && Date.now() - this.lastHeardAt > this.timings.keepaliveTimeoutMs) {
+    if (this.finished || !this.transport.isOpen) return;
+    if (!this.transport.isPaused && Date.now() - this.lastHeardAt > this.timings.keepaliveTimeoutMs) {
       this.lostReason = `no answer to keepalives for ${Number((this.timings.keepaliveTimeoutMs / 1000).toFixed(1))} s`;
-      this.ws.terminate();
+      this.transport.terminate();
       return;
     }
-    this.ws.ping();
+    this.transport.ping();
   }
 
   private writeStdin(chunk: Buffer, callback: (err?: Error | null) => void): void {
@@ -368,7 +356,7 @@ export class ExecStream implements RemoteProcess {
       this.heldWrite = { chunk, callback };
       return;
     }
-    if (this.finished || this.terminateReason !== null || this.ws.readyState !== this.ws.OPEN) {
+    if (this.finished || this.terminateReason !== null || !this.transport.isOpen) {
       // The process is gone or going: its stdin has nowhere to go, as with sshd. Never an error,
       // which would tear down the caller's pump.
       this.logDroppedStdin();
@@ -376,7 +364,7 @@ export class ExecStream implements RemoteProcess {
     }
     // A resize the user made before typing must reach the process before what they typed.
     this.flushResize(true);
-    this.ws.send(encodeFrame(Channel.stdin, chunk), { binary: true }, (err) => {
+    this.transport.writeStdin(chunk, (err) => {
       if (err) this.logDroppedStdin();
       callback();
     });
@@ -387,14 +375,11 @@ export class ExecStream implements RemoteProcess {
       this.heldEnd = callback;
       return;
     }
-    if (this.finished || this.ws.readyState !== this.ws.OPEN) return callback();
-    if (this.protocolVersion === 'v5') {
-      this.ws.send(encodeClose(Channel.stdin), { binary: true }, () => callback());
-      return;
-    }
-    // v4 has no way to say EOF: closing the socket would lose the rest of the output and the
-    // exit status. Keep streaming; commands that wait for EOF will wait.
-    this.log.debug('stdin EOF cannot be delivered over v4.channel.k8s.io (API server older than 1.30?)');
+    if (this.finished || !this.transport.isOpen) return callback();
+    if (this.transport.canCloseStdin) return this.transport.endStdin(callback);
+    // v4 over WebSocket has no way to say EOF: closing the socket would lose the rest of the
+    // output and the exit status. Keep streaming; commands that wait for EOF will wait.
+    this.log.debug({ protocol: this.protocol }, 'stdin EOF cannot be delivered over this exec protocol');
     callback();
   }
 
@@ -406,14 +391,14 @@ export class ExecStream implements RemoteProcess {
 
   /** `force`: send the pending size even while another is in flight (to keep it ahead of data). */
   private flushResize(force = false): void {
-    if ((this.resizeInFlight && !force) || this.pendingResize === null || this.ws.readyState !== this.ws.OPEN) return;
+    if ((this.resizeInFlight && !force) || this.pendingResize === null || !this.transport.isOpen) return;
     const size = this.pendingResize;
     this.pendingResize = null;
     if (this.lastSentSize !== null && this.lastSentSize.cols === size.cols && this.lastSentSize.rows === size.rows) return;
     this.lastSentSize = size;
     this.resizeInFlight = true;
     const sent = ++this.resizesSent;
-    this.ws.send(encodeResize(size.cols, size.rows), { binary: true }, () => {
+    this.transport.writeResize(size.cols, size.rows, () => {
       if (sent !== this.resizesSent) return; // a forced send overtook us; its callback decides
       this.resizeInFlight = false;
       this.flushResize();
@@ -497,12 +482,6 @@ export function signalForExit({ code, requested }: SignalExitRule): string | nul
     if (TERMINATING_SIGNALS.has(name) && LINUX_SIGNALS[name] === code - 128) return name;
   }
   return null;
-}
-
-function toBuffer(data: WebSocket.RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data);
 }
 
 function describeExit(exit: Exit): string {

@@ -2,8 +2,8 @@
  * Turns what the API server (or the network in front of it) says into one-line BridgeErrors
  * that name the server or the object and say what to do.
  */
-import { BridgeError } from '../../errors.ts';
-import { oneLine, parseStatus, type KubeStatus } from './protocol.ts';
+import { BridgeError } from '../../../errors.ts';
+import { oneLine, parseStatus, type KubeStatus } from './status.ts';
 
 /** Who we were talking to, for messages. */
 export interface ApiServerRef {
