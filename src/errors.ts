@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'session-ended'
   | 'denied'
   | 'unsupported'
+  /** A forwarded port: nothing listens there, or the pod refused the connection. */
+  | 'connect-failed'
   | 'internal';
 
 export class BridgeError extends Error {
