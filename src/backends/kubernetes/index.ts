@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Backend, Exit, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
+import type { Backend, Exit, ForwardContext, ForwardedConnection, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
 import { BridgeError, isBridgeError } from '../../errors.ts';
 import type { Identity } from '../../identity.ts';
 import type { Logger } from '../../log.ts';
@@ -30,6 +30,7 @@ import {
 } from './control/process-control.ts';
 import { plainCommandWords } from './exec/plain-command.ts';
 import { resolveTargetWithPod, type ExecTarget } from './api/resolve.ts';
+import { createPortForwarder } from './portforward/port-forward.ts';
 
 export { findKubeconfig, type FoundKubeconfig } from './api/kubeconfig.ts';
 export type { RequestHeaders } from './api/client.ts';
@@ -55,6 +56,9 @@ export interface KubernetesBackendOptions {
   cleanupRetryDelaysMs?: readonly number[];
   /** Connect and handshake timeout for every API call and the exec upgrade; default 10 s. */
   connectTimeoutMs?: number;
+  /** How long a new forwarded connection waits for the runtime to refuse it before it counts
+   *  as open; default in portforward/port-forward.ts. */
+  forwardConfirmMs?: number;
   /** Keepalive and close timings of exec streams; defaults in exec/exec-process.ts. */
   timings?: Partial<ExecProcessTimings>;
 }
@@ -87,6 +91,7 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
   // terminate() must not close the stream before the cleanup had its grace period and its KILL.
   const timings: Partial<ExecProcessTimings> = { terminateTreeTimeoutMs: terminateAttemptTimeoutMs(graceMs) + 2_000, ...options.timings };
   const live = new Set<RemoteProcess>();
+  const portForwarder = createPortForwarder(options.forwardConfirmMs);
   log.debug({ server: loaded.server, context: loaded.contextName, source: loaded.source, defaultNamespace }, 'kubernetes backend ready');
 
   return {
@@ -144,6 +149,14 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
       live.add(proc);
       void proc.exited.then(() => live.delete(proc));
       return proc;
+    },
+
+    async forward(target: Target, port: number, ctx: ForwardContext): Promise<ForwardedConnection> {
+      const headers = requestHeaders(ctx.identity);
+      const { target: place } = await resolveTargetWithPod(target, { api, headers, defaultNamespace });
+      const denied = ctx.authorizeResolved?.(place);
+      if (denied) throw denied;
+      return portForwarder.forward(api, headers, place, port, ctx.log);
     },
 
     async close() {

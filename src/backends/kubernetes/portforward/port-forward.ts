@@ -1,0 +1,73 @@
+/**
+ * Backend.forward for Kubernetes: one TCP connection to a port on the pod's loopback through
+ * pods/portforward, established before the SSH channel is accepted.
+ *
+ * "Established" is as much as the protocol can tell. The runtime dials the port after the
+ * streams open and reports only failure (text on the error stream); success has no signal. So
+ * a connection counts as established when the pod's first bytes arrive (SSH, MySQL, SMTP speak
+ * first), or when `confirmMs` passed without an error (HTTP waits for the client). A port that
+ * was confirmed once on this pod is taken as open at once afterwards; should it refuse after
+ * all, the channel closes and the bridge logs the runtime's words.
+ *
+ * Protocol: plain WebSocket `v4.channel.k8s.io` (one WebSocket per connection). The SPDY/3.1
+ * paths (tunnelled in WebSocket, then SPDY) come on top of the channel layer's SPDY framing.
+ */
+import type { ForwardedConnection } from '../../backend.ts';
+import type { Logger } from '../../../log.ts';
+import type { KubeApiClient, RequestHeaders } from '../api/client.ts';
+import { forwardClosedEarly, forwardError, type ForwardPlace } from './portforward-errors.ts';
+import { openWebSocketForward, PORTFORWARD_V4 } from './websocket-portforward.ts';
+
+/** How long a silent new connection waits for the runtime's refusal before it counts as open. */
+export const DEFAULT_FORWARD_CONFIRM_MS = 1_000;
+/** Pods x ports remembered as open; old entries are dropped first. */
+const MAX_KNOWN_OPEN = 4096;
+
+export interface PortForwarder {
+  forward(api: KubeApiClient, headers: RequestHeaders, place: ForwardPlace & { container: string }, port: number, log: Logger): Promise<ForwardedConnection>;
+}
+
+export function createPortForwarder(confirmMs = DEFAULT_FORWARD_CONFIRM_MS): PortForwarder {
+  const knownOpen = new Set<string>();
+  const remember = (key: string) => {
+    knownOpen.delete(key);
+    knownOpen.add(key);
+    if (knownOpen.size > MAX_KNOWN_OPEN) knownOpen.delete(knownOpen.values().next().value as string);
+  };
+  return {
+    async forward(api, headers, place, port, log) {
+      const stream = await openWebSocketForward(api, headers, place, port);
+      const key = `${place.namespace}/${place.pod}:${port}`;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          let done = false;
+          const settle = (err?: Error) => {
+            if (done) return;
+            done = true;
+            clearTimeout(timer);
+            if (err) return reject(err);
+            remember(key);
+            resolve();
+          };
+          stream.signals = {
+            onError: (text) => settle(forwardError(place, port, text)),
+            onData: () => settle(),
+            onClose: () => settle(forwardClosedEarly(place, port)),
+          };
+          const timer = setTimeout(() => settle(), knownOpen.has(key) ? 0 : confirmMs);
+        });
+      } catch (err) {
+        knownOpen.delete(key);
+        stream.destroy();
+        throw err;
+      }
+      // Later words of the runtime (a refusal after all, a reset) go to the log.
+      stream.signals = {
+        onError: (text) => log.warn({ pod: place.pod, port, runtime: text }, 'port-forward error from the runtime'),
+        onData: () => undefined,
+        onClose: () => undefined,
+      };
+      return { stream, place, protocol: `${PORTFORWARD_V4} over WebSocket`, canHalfClose: false };
+    },
+  };
+}
