@@ -47,8 +47,11 @@ export interface RemoteProcess {
   readonly stdout: Readable;
   /** null when a TTY was requested: the terminal carries both streams. */
   readonly stderr: Readable | null;
-  /** False where `stdin.end()` cannot reach the process (Kubernetes exec protocol v4). */
+  /** False where `stdin.end()` cannot reach the process (Kubernetes exec v4 over WebSocket). */
   readonly canCloseStdin: boolean;
+  /** What carries the process, for the log and any message about it, e.g. `v4.channel.k8s.io
+   *  over WebSocket (WebSocket v5 and SPDY refused)`; absent where there is nothing to tell. */
+  readonly protocol?: string;
   /** Resize the remote terminal; sizes with a 0 are ignored. No-op without a TTY. */
   resize(size: TerminalSize): void;
   /** Deliver a signal by SSH name (INT, TERM, HUP, KILL, ...), without the SIG prefix, to the

@@ -264,7 +264,7 @@ export class Session {
         // Most commands never read stdin and end on their own; speak up only for one that lingers.
         const timer = setTimeout(() => {
           this.log.info('stdin EOF cannot be delivered (Kubernetes exec v4) and the command is still running');
-          this.notify('this Kubernetes API server (before 1.30, exec protocol v4) cannot pass end-of-input to the command; if it waits for more input, end it by closing ssh');
+          this.notify(`exec protocol ${proc.protocol ?? 'v4.channel.k8s.io over WebSocket'} cannot pass end-of-input to the command; if it waits for more input, end it by closing ssh`);
         }, V4_EOF_NOTICE_MS);
         this.timers.push(timer);
       }

@@ -21,14 +21,15 @@ export const errorCases: ErrorCase[] = [
 ];
 
 
-export function kubernetesConformance(name: string, protocols: string[] | undefined, stdinEof: boolean): void {
+/** `protocols`: what exec accepts over WebSocket; `spdyProtocols`: over SPDY ([] refuses SPDY). */
+export function kubernetesConformance(name: string, protocols: string[] | undefined, stdinEof: boolean, spdyProtocols?: string[]): void {
   let cluster: TestCluster;
   conformance({
     name,
     stdinEof,
     errorCases,
     async start() {
-      cluster = await startTestCluster({ protocols });
+      cluster = await startTestCluster({ protocols, spdyProtocols });
       const b = await startTestBridge({ backend: 'kubernetes', kubeconfig: cluster.kubeconfig });
       return {
         port: b.port,

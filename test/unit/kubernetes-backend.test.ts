@@ -1,7 +1,7 @@
 /**
  * The Kubernetes backend end to end against the fake kube-apiserver (HTTPS, bearer tokens, RBAC
  * denials, exec over WebSocket with local processes as containers): resolution, every
- * user-facing error, exec v5 and v4, TTY, stdin EOF and backpressure.
+ * user-facing error, exec v5, SPDY and v4 with the order between them, TTY, stdin EOF and backpressure.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -16,7 +16,16 @@ import { isBridgeError, type ErrorCode } from '../../src/errors.ts';
 import { testIdentity } from '../helpers/identity.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Target, TargetRef } from '../../src/target.ts';
-import { DEFAULT_EXEC_PROTOCOLS, FakeKubeApiServer, V1_PROTOCOL, V4_PROTOCOL } from '../fixtures/kube-apiserver/index.ts';
+import {
+  DEFAULT_EXEC_PROTOCOLS,
+  DEFAULT_SPDY_PROTOCOLS,
+  FakeKubeApiServer,
+  V1_PROTOCOL,
+  V2_PROTOCOL,
+  V3_PROTOCOL,
+  V4_PROTOCOL,
+  V5_PROTOCOL,
+} from '../fixtures/kube-apiserver/index.ts';
 
 const log = silentLogger();
 const alice = testIdentity('alice');
@@ -88,6 +97,23 @@ function alive(pid: number | null): boolean {
   } catch {
     return false;
   }
+}
+
+/** A producer whose output nobody reads is held (bounded buffers), and every byte arrives later. */
+async function assertBackpressure(backend: Backend, fake: FakeKubeApiServer, size: number): Promise<void> {
+  const proc = await backend.open(pod('web-1'), exec(`head -c ${size} /dev/zero`), ctx);
+  const record = fake.execs.at(-1);
+  let exited = false;
+  void proc.exited.then(() => (exited = true));
+  await sleep(1500);
+  assert.ok(alive(record?.pid ?? null), 'the producer is held, not finished');
+  assert.ok(!exited);
+  assert.ok(proc.stdout.readableLength <= 512 * 1024, `buffered ${proc.stdout.readableLength} bytes`);
+  let total = 0;
+  proc.stdout.on('data', (c: Buffer) => (total += c.length));
+  await new Promise((r) => proc.stdout.once('end', r));
+  assert.equal(total, size);
+  assert.deepEqual(await proc.exited, { kind: 'code', code: 0 });
 }
 
 async function until(check: () => boolean, ms = 5000): Promise<void> {
@@ -208,20 +234,7 @@ describe('kubernetes backend (fake kube-apiserver)', () => {
     });
 
     it('stops reading when stdout is not read (backpressure), and loses nothing', async () => {
-      const size = 200 * 1024 * 1024;
-      const proc = await backend.open(pod('web-1'), exec(`head -c ${size} /dev/zero`), ctx);
-      const record = fake.execs.at(-1);
-      let exited = false;
-      void proc.exited.then(() => (exited = true));
-      await sleep(1500);
-      assert.ok(alive(record?.pid ?? null), 'the producer is held, not finished');
-      assert.ok(!exited);
-      assert.ok(proc.stdout.readableLength <= 512 * 1024, `buffered ${proc.stdout.readableLength} bytes`);
-      let total = 0;
-      proc.stdout.on('data', (c: Buffer) => (total += c.length));
-      await new Promise((r) => proc.stdout.once('end', r));
-      assert.equal(total, size);
-      assert.deepEqual(await proc.exited, { kind: 'code', code: 0 });
+      await assertBackpressure(backend, fake, 200 * 1024 * 1024);
     });
 
     it('keeps an idle session alive with keepalives and ends it cleanly', async () => {
@@ -280,9 +293,103 @@ describe('kubernetes backend (fake kube-apiserver)', () => {
     });
   });
 
-  describe('v4 fallback', () => {
-    before(() => fake.setExecProtocols([V4_PROTOCOL]));
+  describe('protocol order: WebSocket v5, then SPDY/3.1, then WebSocket v4', () => {
+    after(() => {
+      fake.setExecProtocols([...DEFAULT_EXEC_PROTOCOLS]);
+      fake.setSpdyProtocols([...DEFAULT_SPDY_PROTOCOLS]);
+    });
+    const cases: Array<{ what: string; ws: string[]; spdy: string[]; transport: string; protocol: string; described: string }> = [
+      { what: 'a 1.30+ server', ws: [...DEFAULT_EXEC_PROTOCOLS], spdy: [...DEFAULT_SPDY_PROTOCOLS], transport: 'websocket', protocol: V5_PROTOCOL, described: 'v5.channel.k8s.io over WebSocket' },
+      { what: 'WebSocket v5 refused (before 1.30)', ws: [V4_PROTOCOL], spdy: [...DEFAULT_SPDY_PROTOCOLS], transport: 'spdy', protocol: V4_PROTOCOL, described: 'v4.channel.k8s.io over SPDY/3.1' },
+      { what: 'WebSocket v5 refused, SPDY speaks v5', ws: [V4_PROTOCOL], spdy: [V5_PROTOCOL, V4_PROTOCOL], transport: 'spdy', protocol: V5_PROTOCOL, described: 'v5.channel.k8s.io over SPDY/3.1' },
+      { what: 'WebSocket v5 and SPDY refused (a proxy strips SPDY)', ws: [V4_PROTOCOL], spdy: [], transport: 'websocket', protocol: V4_PROTOCOL, described: 'v4.channel.k8s.io over WebSocket (WebSocket v5 and SPDY refused)' },
+      { what: 'WebSocket v5 refused, SPDY only before v4 (403 on negotiation)', ws: [V4_PROTOCOL], spdy: [V3_PROTOCOL, V2_PROTOCOL], transport: 'websocket', protocol: V4_PROTOCOL, described: 'v4.channel.k8s.io over WebSocket (WebSocket v5 and SPDY refused)' },
+    ];
+    for (const c of cases) {
+      it(`${c.what}: ${c.described}`, async () => {
+        fake.setExecProtocols(c.ws);
+        fake.setSpdyProtocols(c.spdy);
+        const proc = await backend.open(pod('web-1'), exec('echo hi; exit 3'), ctx);
+        assert.equal((proc as RemoteProcess & { protocol?: string }).protocol, c.described);
+        assert.equal(proc.canCloseStdin, c.described !== 'v4.channel.k8s.io over WebSocket (WebSocket v5 and SPDY refused)');
+        const r = await finish(proc);
+        assert.deepEqual(r, { stdout: 'hi\n', stderr: '', exit: { kind: 'code', code: 3 } });
+        assert.deepEqual([fake.execs.at(-1)?.transport, fake.execs.at(-1)?.protocol], [c.transport, c.protocol]);
+      });
+    }
+
+    it('a refusal of the exec itself (RBAC, no such pod) is reported from the first attempt, not retried over SPDY', async () => {
+      fake.setExecProtocols([V4_PROTOCOL]);
+      fake.setSpdyProtocols([...DEFAULT_SPDY_PROTOCOLS]);
+      const before = fake.requests.length;
+      await rejectsWith(backend.open(pod('web-1', null, 'nope'), exec('true'), ctx), 'container-not-found', /container "nope" not found in pod "web-1"/);
+      assert.ok(!fake.requests.slice(before).some((r) => r.method === 'POST'), 'no SPDY attempt');
+    });
+  });
+
+  describe('SPDY/3.1 (WebSocket v5 refused, as before 1.30)', () => {
+    before(() => {
+      fake.setExecProtocols([V4_PROTOCOL]);
+      fake.setSpdyProtocols([...DEFAULT_SPDY_PROTOCOLS]);
+    });
     after(() => fake.setExecProtocols([...DEFAULT_EXEC_PROTOCOLS]));
+
+    it('delivers stdin EOF (a FIN on the stdin stream): wc -l and sha256sum see the whole input', async () => {
+      const r = await finish(await backend.open(pod('web-1'), exec('wc -l'), ctx), 'a\nb\n');
+      assert.deepEqual(r, { stdout: '2\n', stderr: '', exit: { kind: 'code', code: 0 } });
+      const data = Buffer.alloc(5 * 1024 * 1024);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 11)) & 0xff;
+      const proc = await backend.open(pod('web-1'), exec('sha256sum'), ctx);
+      const out = collect(proc.stdout);
+      await writeAll(proc.stdin, data);
+      proc.stdin.end();
+      const { createHash } = await import('node:crypto');
+      assert.equal((await out).toString().split(' ')[0], createHash('sha256').update(data).digest('hex'));
+      assert.deepEqual(await proc.exited, { kind: 'code', code: 0 });
+      assert.equal(fake.execs.at(-1)?.transport, 'spdy');
+    });
+
+    it('stops reading when stdout is not read (backpressure), and loses nothing', async () => {
+      await assertBackpressure(backend, fake, 64 * 1024 * 1024);
+      assert.equal(fake.execs.at(-1)?.transport, 'spdy');
+    });
+
+    it('resizes a TTY over the resize stream (JSON lines)', async () => {
+      const proc = await backend.open(pod('web-1'), { command: 'stty size; read x; stty size', tty: { term: 'xterm', cols: 90, rows: 20 }, env: {} }, ctx);
+      let output = '';
+      proc.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      await until(() => /20 90/.test(output));
+      proc.resize({ cols: 132, rows: 43 });
+      proc.stdin.write('\r');
+      await until(() => /43 132/.test(output));
+      assert.deepEqual(fake.execs.at(-1)?.resizes, [{ cols: 90, rows: 20 }, { cols: 132, rows: 43 }]);
+      assert.deepEqual(await proc.exited, { kind: 'code', code: 0 });
+    });
+
+    it('reports a failure Status from the error stream, and runs a plain command where there is no /bin/sh', async () => {
+      const r = await finish(await backend.open(pod('distroless'), exec('echo direct'), ctx));
+      assert.deepEqual(r, { stdout: 'direct\n', stderr: '', exit: { kind: 'code', code: 0 } });
+      assert.equal(fake.execs.at(-1)?.transport, 'spdy');
+    });
+
+    it('terminate() resets the streams and closes; exited says the bridge ended it', async () => {
+      const proc = await backend.open(pod('web-1'), exec('sleep 30'), ctx);
+      const out = collect(proc.stdout);
+      await proc.terminate('client went away');
+      assert.equal(errorExit(await proc.exited).code, 'stream-lost');
+      await out;
+    });
+  });
+
+  describe('v4 fallback', () => {
+    before(() => {
+      fake.setExecProtocols([V4_PROTOCOL]);
+      fake.setSpdyProtocols([]);
+    });
+    after(() => {
+      fake.setExecProtocols([...DEFAULT_EXEC_PROTOCOLS]);
+      fake.setSpdyProtocols([...DEFAULT_SPDY_PROTOCOLS]);
+    });
 
     it('still delivers output, stderr and the exit status', async () => {
       const r = await finish(await backend.open(pod('web-1'), exec('echo hi; echo err >&2; exit 4'), ctx));

@@ -1,6 +1,7 @@
 /**
  * The Kubernetes backend: resolve the target to one container (api/), then run the session there
- * as an exec (exec/) over the channel layer (channel/: WebSocket v5, falling back to v4). Signals and the cleanup of everything a
+ * as an exec (exec/) over the channel layer (channel/: WebSocket v5, else SPDY/3.1, else WebSocket
+ * v4, as kubectl). Signals and the cleanup of everything a
  * session started go through a second exec (control/); an end we did not cause is
  * explained from the pod (api/pod-check.ts). docs/lifecycle.md has the guarantees.
  */
@@ -116,7 +117,7 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
       const control = processControl({ target: execTarget, sessionTag, log: slog, run: execScriptRunner(api, headers, execTarget, slog) });
       const snapshot = snapshotOf(pod, execTarget.container);
       const run = async (argv: string[], ctl: ProcessControl, pidReport: boolean) => {
-        const transport = await openExecChannel(api, headers, { target: execTarget, argv, tty: spec.tty !== null });
+        const transport = await openExecChannel(api, headers, { target: execTarget, argv, tty: spec.tty !== null }, slog);
         return new ExecProcess({
           transport,
           target: execTarget,

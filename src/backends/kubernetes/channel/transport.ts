@@ -50,3 +50,20 @@ export interface ChannelTransport {
   /** Cut the socket now. */
   terminate(): void;
 }
+
+/** Hands events to a listener that attaches a moment after they began (after a handshake, or
+ *  after a SYN_REPLY that shared a socket read with the first data): none are lost meanwhile. */
+export class EventRelay<E> {
+  private target: E | null = null;
+  private readonly early: Array<(e: E) => void> = [];
+
+  attach(target: E): void {
+    this.target = target;
+    for (const deliver of this.early.splice(0)) deliver(target);
+  }
+
+  emit(deliver: (e: E) => void): void {
+    if (this.target !== null) deliver(this.target);
+    else this.early.push(deliver);
+  }
+}

@@ -5,16 +5,14 @@
  */
 import type WebSocket from 'ws';
 import { Channel, decodeFrame, encodeClose, encodeFrame, encodeResize, type ProtocolVersion } from './websocket-frames.ts';
-import type { ChannelTransport, TransportEvents } from './transport.ts';
+import { EventRelay, type ChannelTransport, type TransportEvents } from './transport.ts';
 
 export class WebSocketTransport implements ChannelTransport {
-  readonly description: string;
+  description: string;
   readonly subprotocol: string;
   readonly canCloseStdin: boolean;
 
-  /** Events that came before attach(): none are lost in the gap after the handshake. */
-  private events: TransportEvents | null = null;
-  private readonly early: Array<(e: TransportEvents) => void> = [];
+  private readonly relay = new EventRelay<TransportEvents>();
 
   constructor(
     private readonly ws: WebSocket,
@@ -42,6 +40,11 @@ export class WebSocketTransport implements ChannelTransport {
     ws.on('close', (code, reason) => this.emit((e) => e.closed(code, reason.toString('utf8'))));
   }
 
+  /** Adds why this protocol was chosen to the description (the log and the user's notice). */
+  note(why: string): void {
+    this.description = `${this.subprotocol} over WebSocket (${why})`;
+  }
+
   get isOpen(): boolean {
     return this.ws.readyState === this.ws.OPEN;
   }
@@ -51,13 +54,11 @@ export class WebSocketTransport implements ChannelTransport {
   }
 
   attach(events: TransportEvents): void {
-    this.events = events;
-    for (const deliver of this.early.splice(0)) deliver(events);
+    this.relay.attach(events);
   }
 
   private emit(deliver: (e: TransportEvents) => void): void {
-    if (this.events !== null) deliver(this.events);
-    else this.early.push(deliver);
+    this.relay.emit(deliver);
   }
 
   writeStdin(chunk: Buffer, callback: (err?: Error | null) => void): void {

@@ -20,7 +20,7 @@ export function execScriptRunner(api: KubeApiClient, headers: RequestHeaders, ta
     const clog = log.child({ control: argv[4] ?? argv[0] });
     let proc: ExecProcess;
     try {
-      const transport = await openExecChannel(api, headers, { target, argv, tty: false });
+      const transport = await openExecChannel(api, headers, { target, argv, tty: false }, clog);
       proc = new ExecProcess({
         transport,
         target,
