@@ -5,6 +5,7 @@ import { startTestBridge } from '../helpers/bridge.ts';
 forwardingConformance({
   name: 'local backend (127.0.0.1 of this machine)',
   halfClose: true,
+  protocol: /^TCP to 127\.0\.0\.1:\d+ on this machine$/,
   async start() {
     const b = await startTestBridge({ backend: 'local' });
     const closed = 1; // tcpmux: nothing listens on port 1 here

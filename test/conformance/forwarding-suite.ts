@@ -37,6 +37,8 @@ export interface ForwardingHarness {
   start(): Promise<ForwardingTarget>;
   /** False on plain WebSocket v4: no half-close. */
   halfClose: boolean;
+  /** The protocol the bridge's log names for the forwards (the path under test). */
+  protocol: RegExp;
 }
 
 const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
@@ -91,7 +93,7 @@ export function forwardingConformance(h: ForwardingHarness): void {
   describe(`forwarding: ${h.name}`, () => {
     let t: ForwardingTarget;
     let pod: PodServices;
-    const ports = { http: 0, line: 0, echo: 0, source: 0, sshd: 0 };
+    const ports = { http: 0, line: 0, echo: 0, source: 0, digest: 0, sshd: 0 };
     let sshd: Sshd | null = null;
     let dir: string;
     const base = () => sshArgs(t.port, t.key, ['-o', 'ExitOnForwardFailure=yes']);
@@ -105,6 +107,7 @@ export function forwardingConformance(h: ForwardingHarness): void {
       ports.line = t.expose(pod.line);
       ports.echo = t.expose(pod.echo);
       ports.source = t.expose(pod.source);
+      ports.digest = t.expose(pod.digest);
       sshd = await startSshd({ sshdPath: '/usr/sbin/sshd', dir: path.join(dir, 'sshd'), publicKeyLine: t.key.publicLine });
       ports.sshd = t.expose(sshd.port);
     });
@@ -269,6 +272,24 @@ export function forwardingConformance(h: ForwardingHarness): void {
       assert.equal(r.out, 'jumped\nLinux\n', r.err);
       assert.equal(r.code, 0);
     });
+
+    it('goes over the protocol of this path', async () => {
+      const r = await runSsh({ port: t.port, key: t.key, login: t.login, extraArgs: ['-W', `localhost:${ports.line}`], stdin: Buffer.from('which\n') });
+      assert.equal(r.stdout.toString(), 'WHICH\n', r.stderr);
+      const opened = t.logs.filter((l) => l.msg === 'forward open').map((l) => String(l.protocol));
+      assert.ok(opened.length > 0);
+      for (const p of opened) assert.match(p, h.protocol);
+    });
+
+    if (h.halfClose) {
+      it('half-close passes: the client\'s EOF reaches the pod, which still answers', async () => {
+        // The digest service answers only after our EOF (ssh -W sends it when stdin ends).
+        const payload = crypto.randomBytes(300_000);
+        const r = await runSsh({ port: t.port, key: t.key, login: t.login, extraArgs: ['-W', `localhost:${ports.digest}`], stdin: payload });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout.toString(), `${sha256(payload)}\n`);
+      });
+    }
 
     it('every forward is an audit-worthy log line with bytes and duration', async () => {
       const r = await runSsh({ port: t.port, key: t.key, login: t.login, extraArgs: ['-W', `localhost:${ports.line}`], stdin: Buffer.from('count me\n') });

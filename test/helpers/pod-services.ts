@@ -13,6 +13,8 @@ export interface PodServices {
   line: number;
   echo: number;
   source: number;
+  /** Reads until the client's EOF, then answers the sha256 of what it read: needs half-close. */
+  digest: number;
   /** Connections currently open on any of the services. */
   open(): number;
   /** sha256 of what `source` sends: `bytes` of a fixed pseudo-random stream. */
@@ -97,13 +99,21 @@ export async function startPodServices(sourceBytes = 100 * 1024 * 1024): Promise
     more();
   });
 
-  const servers: net.Server[] = [httpServer, lineServer, echoServer, sourceServer];
-  const [httpPort, line, echo, source] = await Promise.all(servers.map(listen)) as [number, number, number, number];
+  const digestServer = net.createServer({ allowHalfOpen: true }, (s) => {
+    track(s);
+    const h = crypto.createHash('sha256');
+    s.on('data', (b: Buffer) => h.update(b));
+    s.on('end', () => s.end(`${h.digest('hex')}\n`));
+  });
+
+  const servers: net.Server[] = [httpServer, lineServer, echoServer, sourceServer, digestServer];
+  const [httpPort, line, echo, source, digest] = await Promise.all(servers.map(listen)) as [number, number, number, number, number];
   return {
     http: httpPort,
     line,
     echo,
     source,
+    digest,
     sourceSha256,
     sourceBytes,
     open: () => sockets.size,

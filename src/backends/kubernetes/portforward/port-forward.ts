@@ -9,14 +9,26 @@
  * was confirmed once on this pod is taken as open at once afterwards; should it refuse after
  * all, the channel closes and the bridge logs the runtime's words.
  *
- * Protocol: plain WebSocket `v4.channel.k8s.io` (one WebSocket per connection). The SPDY/3.1
- * paths (tunnelled in WebSocket, then SPDY) come on top of the channel layer's SPDY framing.
+ * Protocols, in kubectl 1.31+'s order: SPDY/3.1 tunnelled in WebSocket, SPDY/3.1, then plain
+ * WebSocket `v4.channel.k8s.io` (one WebSocket per connection, no half-close). The first that
+ * the API server accepts is remembered; the SPDY ones share one upgraded connection per pod and
+ * identity between all forwards.
  */
 import type { ForwardedConnection } from '../../backend.ts';
 import type { Logger } from '../../../log.ts';
 import type { KubeApiClient, RequestHeaders } from '../api/client.ts';
 import { forwardClosedEarly, forwardError, type ForwardPlace } from './portforward-errors.ts';
-import { openWebSocketForward, PORTFORWARD_V4 } from './websocket-portforward.ts';
+import { ProtocolRefused, SpdyForwardSession, type SpdyVia } from './spdy-portforward.ts';
+import { openWebSocketForward, PORTFORWARD_V4, type ForwardSignals } from './websocket-portforward.ts';
+
+type Path = SpdyVia | 'websocket-v4';
+const PATHS: readonly Path[] = ['websocket', 'spdy', 'websocket-v4'];
+
+interface Opened {
+  stream: import('node:stream').Duplex & { signals: ForwardSignals | null };
+  protocol: string;
+  canHalfClose: boolean;
+}
 
 /** How long a silent new connection waits for the runtime's refusal before it counts as open. */
 export const DEFAULT_FORWARD_CONFIRM_MS = 1_000;
@@ -34,9 +46,50 @@ export function createPortForwarder(confirmMs = DEFAULT_FORWARD_CONFIRM_MS): Por
     knownOpen.add(key);
     if (knownOpen.size > MAX_KNOWN_OPEN) knownOpen.delete(knownOpen.values().next().value as string);
   };
+  const sessions = new Map<string, Promise<SpdyForwardSession>>();
+  let learnt: Path | null = null;
+
+  const openSpdy = async (api: KubeApiClient, headers: RequestHeaders, place: ForwardPlace, port: number, via: SpdyVia): Promise<Opened> => {
+    const key = `${via} ${place.namespace}/${place.pod} ${JSON.stringify(headers)}`;
+    let pending = sessions.get(key);
+    if (pending === undefined) {
+      pending = SpdyForwardSession.open(api, headers, place, via, () => sessions.delete(key));
+      sessions.set(key, pending);
+      pending.catch(() => sessions.delete(key));
+    }
+    let session = await pending;
+    if (!session.isOpen) {
+      sessions.delete(key);
+      return openSpdy(api, headers, place, port, via);
+    }
+    const stream = await session.connect(port);
+    return { stream, protocol: session.description, canHalfClose: true };
+  };
+
+  const open = async (api: KubeApiClient, headers: RequestHeaders, place: ForwardPlace, port: number, log: Logger): Promise<Opened> => {
+    const order = learnt === null ? PATHS : [learnt];
+    let lastRefusal: unknown = null;
+    for (const path of order) {
+      try {
+        const opened =
+          path === 'websocket-v4'
+            ? { stream: await openWebSocketForward(api, headers, place, port), protocol: `${PORTFORWARD_V4} over WebSocket`, canHalfClose: false }
+            : await openSpdy(api, headers, place, port, path);
+        if (learnt !== path) log.info({ protocol: opened.protocol }, 'port-forward protocol chosen');
+        learnt = path;
+        return opened;
+      } catch (err) {
+        if (!(err instanceof ProtocolRefused)) throw err;
+        log.debug({ path, why: err.message }, 'port-forward protocol refused; trying the next');
+        lastRefusal = err;
+      }
+    }
+    throw lastRefusal;
+  };
+
   return {
     async forward(api, headers, place, port, log) {
-      const stream = await openWebSocketForward(api, headers, place, port);
+      const { stream, protocol, canHalfClose } = await open(api, headers, place, port, log);
       const key = `${place.namespace}/${place.pod}:${port}`;
       try {
         await new Promise<void>((resolve, reject) => {
@@ -67,7 +120,7 @@ export function createPortForwarder(confirmMs = DEFAULT_FORWARD_CONFIRM_MS): Por
         onData: () => undefined,
         onClose: () => undefined,
       };
-      return { stream, place, protocol: `${PORTFORWARD_V4} over WebSocket`, canHalfClose: false };
+      return { stream, place, protocol, canHalfClose };
     },
   };
 }
