@@ -176,12 +176,15 @@ export class SpdyForwardStream extends Duplex {
     super({ allowHalfOpen: true });
     data.listen({
       data: (payload) => {
+        // A forward already closed on our side drops what is still in flight: pausing the
+        // shared connection for a stream nobody reads would stall every other forward on it.
+        if (this.destroyed || this.readableEnded) return;
         this.signals?.onData();
         if (!this.push(payload)) session.conn.pause();
       },
       end: () => {
         this.signals?.onClose();
-        this.push(null);
+        if (!this.destroyed) this.push(null);
       },
     });
     error.listen({
