@@ -4,7 +4,7 @@
  * gives a terminal back and `pty,restrict` does not, `command=` and `from=` may appear once,
  * and of several `expiry-time=` the earliest wins.
  *
- * An option the bridge cannot honour is an error, never ignored: ignoring `permitopen=` or
+ * An option the bridge cannot honour is an error, never ignored: ignoring `permitlisten=` or
  * `verify-required` would grant more than the line says. Options about features the bridge
  * never offers (agent and X11 forwarding, ~/.ssh/rc, tun devices) are accepted and change
  * nothing, because refusing them would break ordinary authorized_keys files for no gain.
