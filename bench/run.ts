@@ -278,6 +278,7 @@ async function main(): Promise<void> {
     paths.push(pb);
     if (candidate) paths.push(sshPath('candidate', { port: candidate.port, user: loginName(t) }, key));
     paths.push(directPath(directApi(cluster.kubeconfig, t)));
+    paths.push(directPath(directApi(cluster.kubeconfig, t), 'spdy'));
     if (opensshd) paths.push(sshPath('openssh', { port: opensshd.port, user: opensshd.user }, key));
     if (recipeSshd) paths.push(sshPath('recipe', { port: recipeSshd.port, user: recipeSshd.user }, key));
 

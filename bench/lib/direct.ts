@@ -1,8 +1,10 @@
 /**
- * The direct path: a plain WebSocket client of the exec channel protocol (v5, v4), no SSH. It
- * gets TLS and credentials from the kubeconfig the same way the bridge does and runs the same
- * argv the bridge would run (command.ts's wrapper), so what differs from the podbridge path is
- * exactly what the bridge adds: the SSH layer, the bridge process and its own exec client.
+ * The direct paths, no SSH: a plain WebSocket client of the exec channel protocol (v5, v4), and
+ * the SPDY/3.1 exec (through the bridge's own SPDY channel transport: there is no other SPDY
+ * client here). Both get TLS and credentials from the kubeconfig the same way the bridge does and
+ * run the same argv the bridge would run (command.ts's wrapper), so what differs from the
+ * podbridge path is exactly what the bridge adds: the SSH layer, the bridge process and its
+ * exec process on top of the channel.
  */
 import WebSocket from 'ws';
 import { buildExecCommand } from '../../src/backends/kubernetes/exec/command.ts';
@@ -11,6 +13,8 @@ import { KubeApiClient } from '../../src/backends/kubernetes/api/client.ts';
 import { loadKubeconfig } from '../../src/backends/kubernetes/api/kubeconfig.ts';
 import type { ClientRequestArgs } from 'node:http';
 import type { PodTarget } from './cluster.ts';
+import { connectSpdy } from '../../src/backends/kubernetes/channel/spdy-connect.ts';
+import type { ChannelTransport } from '../../src/backends/kubernetes/channel/transport.ts';
 
 const { stdin: STDIN, stdout: STDOUT, stderr: STDERR, status: STATUS, resize: RESIZE, close: CLOSE } = Channel;
 
@@ -19,9 +23,11 @@ export interface DirectApi {
   target: PodTarget;
 }
 
-export function directApi(kubeconfig: string, target: PodTarget): DirectApi {
+/** `connectTimeoutMs`: as the WebSocket path's handshake timeout, so that many streams opened at
+ *  once on a loaded machine fail on both paths alike or on neither. */
+export function directApi(kubeconfig: string, target: PodTarget, connectTimeoutMs = 30_000): DirectApi {
   const loaded = loadKubeconfig({ kubeconfig });
-  return { api: new KubeApiClient(loaded.kc, { server: loaded.server, contextName: loaded.contextName }), target };
+  return { api: new KubeApiClient(loaded.kc, { server: loaded.server, contextName: loaded.contextName }, connectTimeoutMs), target };
 }
 
 export interface DirectSpec {
@@ -57,20 +63,30 @@ export class DirectExec {
     for (const b of queued) cb(b);
   }
 
-  private constructor(readonly ws: WebSocket) {
+  private constructor(private readonly wire: DirectWire) {
     this.done = new Promise((resolve) => {
-      ws.on('message', (data: Buffer) => {
-        const ch = data[0];
-        if (ch === STDOUT || ch === STDERR) {
-          if (data.length <= 1) return;
-          const h = this.handlers[ch];
-          if (h) h(data.subarray(1));
-          else this.pending[ch]?.push(Buffer.from(data.subarray(1)));
-        } else if (ch === STATUS) this.statusText += data.subarray(1).toString();
-      });
-      ws.on('close', () => resolve(this.exit()));
-      ws.on('error', () => undefined);
+      wire.listen(
+        (ch, payload) => {
+          if (ch === STDOUT || ch === STDERR) {
+            if (payload.length === 0) return;
+            const h = this.handlers[ch];
+            if (h) h(payload);
+            else this.pending[ch]?.push(Buffer.from(payload));
+          } else if (ch === STATUS) this.statusText += payload.toString();
+        },
+        () => resolve(this.exit()),
+      );
     });
+  }
+
+  /** The same exec over SPDY/3.1 (the fixture's SPDY speaks v4; stdin EOF is a FIN). */
+  static async openSpdy(d: DirectApi, spec: DirectSpec): Promise<DirectExec> {
+    const { argv } = buildExecCommand({ command: spec.command, tty: spec.tty ? { term: 'xterm', ...spec.tty } : null, env: {} }, { sessionTag: 'bench' });
+    const target = { namespace: d.target.namespace, pod: d.target.pod, container: d.target.container ?? '' };
+    const transport = await connectSpdy(d.api, {}, { target, argv, tty: spec.tty !== null });
+    const exec = new DirectExec(spdyWire(transport));
+    if (spec.tty) exec.resize(spec.tty.cols, spec.tty.rows);
+    return exec;
   }
 
   /** Resolves once the upgrade succeeded (the server's readiness frame may still be on its way). */
@@ -91,7 +107,7 @@ export class DirectExec {
       perMessageDeflate: false,
       handshakeTimeout: timeoutMs,
     } as WebSocket.ClientOptions);
-    const exec = new DirectExec(ws);
+    const exec = new DirectExec(webSocketWire(ws));
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('unexpected-response', (_req, res) => reject(new Error(`exec upgrade refused: HTTP ${res.statusCode}`)));
@@ -101,27 +117,16 @@ export class DirectExec {
     return exec;
   }
 
-  get v5(): boolean {
-    return this.ws.protocol === 'v5.channel.k8s.io';
-  }
-
   write(data: Buffer, cb?: (err?: Error) => void): void {
-    const frame = Buffer.allocUnsafe(data.length + 1);
-    frame[0] = STDIN;
-    data.copy(frame, 1);
-    this.ws.send(frame, { binary: true }, cb);
+    this.wire.write(data, cb);
   }
 
   resize(cols: number, rows: number): void {
-    const json = Buffer.from(JSON.stringify({ Width: cols, Height: rows }));
-    const frame = Buffer.allocUnsafe(json.length + 1);
-    frame[0] = RESIZE;
-    json.copy(frame, 1);
-    this.ws.send(frame, { binary: true });
+    this.wire.resize(cols, rows);
   }
 
   closeStdin(): void {
-    if (this.v5) this.ws.send(Buffer.from([CLOSE, STDIN]), { binary: true });
+    this.wire.closeStdin();
   }
 
   /**
@@ -134,7 +139,7 @@ export class DirectExec {
     let inFlight = 0;
     let wake: (() => void) | null = null;
     while (sent < total) {
-      if (this.ws.readyState !== WebSocket.OPEN) throw new Error('exec stream closed while sending stdin');
+      if (!this.wire.isOpen()) throw new Error('exec stream closed while sending stdin');
       const n = Math.min(chunk.length, total - sent);
       inFlight += n;
       sent += n;
@@ -149,11 +154,11 @@ export class DirectExec {
   }
 
   close(): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(1000);
+    this.wire.close();
   }
 
   terminate(): void {
-    this.ws.terminate();
+    this.wire.terminate();
   }
 
   private exit(): DirectExit {
@@ -167,4 +172,56 @@ export class DirectExec {
       return { code: null, status: text };
     }
   }
+}
+
+/** What a direct exec needs from its connection, whatever the protocol. */
+interface DirectWire {
+  listen(onData: (channel: number, payload: Buffer) => void, onClose: () => void): void;
+  write(data: Buffer, cb?: (err?: Error) => void): void;
+  resize(cols: number, rows: number): void;
+  closeStdin(): void;
+  isOpen(): boolean;
+  close(): void;
+  terminate(): void;
+}
+
+/** Raw channel frames over `ws`, written here by hand (not the bridge's client). */
+function webSocketWire(ws: WebSocket): DirectWire {
+  const send = (channel: number, data: Buffer, cb?: (err?: Error) => void) => {
+    const frame = Buffer.allocUnsafe(data.length + 1);
+    frame[0] = channel;
+    data.copy(frame, 1);
+    ws.send(frame, { binary: true }, cb);
+  };
+  return {
+    listen: (onData, onClose) => {
+      ws.on('message', (data: Buffer) => onData(data[0] ?? -1, data.subarray(1)));
+      ws.on('close', onClose);
+      ws.on('error', () => undefined);
+    },
+    write: (data, cb) => send(STDIN, data, cb),
+    resize: (cols, rows) => send(RESIZE, Buffer.from(JSON.stringify({ Width: cols, Height: rows }))),
+    closeStdin: () => {
+      if (ws.protocol === 'v5.channel.k8s.io') ws.send(Buffer.from([CLOSE, STDIN]), { binary: true });
+    },
+    isOpen: () => ws.readyState === WebSocket.OPEN,
+    close: () => {
+      if (ws.readyState === WebSocket.OPEN) ws.close(1000);
+    },
+    terminate: () => ws.terminate(),
+  };
+}
+
+function spdyWire(t: ChannelTransport): DirectWire {
+  const channels = { stdout: STDOUT, stderr: STDERR, status: STATUS } as const;
+  return {
+    listen: (onData, onClose) =>
+      t.attach({ data: (stream, payload) => onData(channels[stream], payload), heard: () => {}, error: () => {}, closed: () => onClose() }),
+    write: (data, cb) => t.writeStdin(data, (err) => cb?.(err ?? undefined)),
+    resize: (cols, rows) => t.writeResize(cols, rows, () => {}),
+    closeStdin: () => t.endStdin(() => {}),
+    isOpen: () => t.isOpen,
+    close: () => t.close('bench done'),
+    terminate: () => t.terminate(),
+  };
 }

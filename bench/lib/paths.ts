@@ -2,6 +2,8 @@
  * The four ways into the pod that every scenario measures side by side, behind one interface:
  * - podbridge: OpenSSH client / ssh2 Client -> podbridge -> exec WebSocket -> pod
  * - direct:    a plain exec WebSocket client -> pod (no SSH)
+ * - direct-spdy: the SPDY/3.1 exec -> pod (no SSH): the path kubectl and the bridge take where
+ *              WebSocket v5 is refused
  * - openssh:   OpenSSH client -> sshd on loopback -> a local shell (the SSH layer alone)
  * - recipe:    OpenSSH client -> sshd ForceCommand kubectl exec -> pod (the bastion recipe)
  * - candidate: podbridge started from another checkout (--candidate), to A/B a change in one run
@@ -22,12 +24,13 @@ import {
   type SshEndpoint,
 } from './ssh-clients.ts';
 
-export type PathName = 'podbridge' | 'candidate' | 'direct' | 'openssh' | 'recipe';
+export type PathName = 'podbridge' | 'candidate' | 'direct' | 'direct-spdy' | 'openssh' | 'recipe';
 
 export const PATH_LABELS: Record<PathName, string> = {
   podbridge: 'podbridge',
   candidate: 'podbridge candidate (--candidate)',
   direct: 'direct WebSocket exec',
+  'direct-spdy': 'direct SPDY/3.1 exec',
   openssh: 'OpenSSH sshd (local shell)',
   recipe: 'sshd + kubectl exec (bastion recipe)',
 };
@@ -202,9 +205,11 @@ function execStream(exec: DirectExec): TtyStream {
   };
 }
 
-export function directPath(d: DirectApi): BenchPath {
+export function directPath(d: DirectApi, protocol: 'websocket' | 'spdy' = 'websocket'): BenchPath {
+  const name: PathName = protocol === 'spdy' ? 'direct-spdy' : 'direct';
+  const open = (spec: Parameters<typeof DirectExec.open>[1]) => (protocol === 'spdy' ? DirectExec.openSpdy(d, spec) : DirectExec.open(d, spec));
   const timed = async (command: string, timeoutMs: number, stdin: ((e: DirectExec) => Promise<void>) | null, expectStdout?: number): Promise<number> => {
-    const exec = await DirectExec.open(d, { command: `printf S >&2; ${command}`, tty: null });
+    const exec = await open({ command: `printf S >&2; ${command}`, tty: null });
     let started = 0;
     let stdout = 0;
     exec.onStderr = () => {
@@ -224,30 +229,30 @@ export function directPath(d: DirectApi): BenchPath {
     e.closeStdin();
   };
   return {
-    name: 'direct',
-    label: PATH_LABELS.direct,
+    name,
+    label: PATH_LABELS[name],
     ssh: null,
     download: (bytes, timeoutMs) => timed(`head -c ${bytes} /dev/zero`, timeoutMs, null, bytes),
     upload: (bytes, timeoutMs) => timed('cat > /dev/null', timeoutMs, (e) => upload(e, bytes)),
     verify: async (bytes) => {
       await timed(`head -c ${bytes} /dev/zero`, 60_000, null, bytes);
-      const exec = await DirectExec.open(d, { command: 'wc -c', tty: null });
+      const exec = await open({ command: 'wc -c', tty: null });
       let out = '';
       exec.onStdout = (b) => (out += b.toString());
       await upload(exec, bytes);
       const exit = await withTimeout(exec.done, 60_000, 'direct: wc -c');
       if (exit.code !== 0 || Number(out.trim()) !== bytes) throw new Error(`direct integrity check (up) failed: exit ${exit.code}, got "${out.trim()}"`);
     },
-    tty: async (command, cols = 120, rows = 40) => execStream(await DirectExec.open(d, { command, tty: { cols, rows } })),
+    tty: async (command, cols = 120, rows = 40) => execStream(await open({ command, tty: { cols, rows } })),
     runTrue: async () => {
       const at = performance.now();
-      const exec = await DirectExec.open(d, { command: 'true', tty: null });
+      const exec = await open({ command: 'true', tty: null });
       const exit = await withTimeout(exec.done, 60_000, 'direct: true');
       if (exit.code !== 0) throw new Error(`direct: true: exit ${exit.code} ${exit.status}`);
       return performance.now() - at;
     },
     countedDownload: (bytes) => {
-      const opened = DirectExec.open(d, { command: gatedDownload(bytes), tty: null });
+      const opened = open({ command: gatedDownload(bytes), tty: null });
       let execRef: DirectExec | null = null;
       const s: CountedStream = {
         ready: opened.then(

@@ -1,4 +1,5 @@
 /** The conformance harness for the Kubernetes backend, against the fake kube-apiserver. */
+import assert from 'node:assert/strict';
 import { conformance, type ErrorCase } from './suite.ts';
 import { startTestBridge } from '../helpers/bridge.ts';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.ts';
@@ -21,8 +22,15 @@ export const errorCases: ErrorCase[] = [
 ];
 
 
-/** `protocols`: what exec accepts over WebSocket; `spdyProtocols`: over SPDY ([] refuses SPDY). */
-export function kubernetesConformance(name: string, protocols: string[] | undefined, stdinEof: boolean, spdyProtocols?: string[]): void {
+/** `protocols`: what exec accepts over WebSocket; `spdyProtocols`: over SPDY ([] refuses SPDY);
+ *  `transport`: what must have carried every exec (the sessions' and the process control's). */
+export function kubernetesConformance(
+  name: string,
+  protocols: string[] | undefined,
+  stdinEof: boolean,
+  spdyProtocols?: string[],
+  transport?: { transport: 'websocket' | 'spdy'; protocol: string },
+): void {
   let cluster: TestCluster;
   conformance({
     name,
@@ -37,7 +45,12 @@ export function kubernetesConformance(name: string, protocols: string[] | undefi
         login: 'team-a.web-1',
         close: async () => {
           await b.close();
+          const execs = cluster.api.execs.map((e) => `${e.transport} ${e.protocol}`);
           await cluster.stop();
+          if (transport !== undefined) {
+            const want = `${transport.transport} ${transport.protocol}`;
+            assert.ok(execs.length > 0 && execs.every((e) => e === want), `every exec over ${want}; got ${[...new Set(execs)].join(', ')}`);
+          }
         },
       };
     },
