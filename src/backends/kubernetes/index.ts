@@ -162,6 +162,7 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
 
     async close() {
       await Promise.all([...live].map((p) => p.terminate('podbridge is shutting down')));
+      await portForwarder.close();
       // Cleanups waiting for an unreachable API server stop retrying (and log that they gave up).
       shutdown.abort();
       if (background.size > 0) await Promise.race([Promise.all([...background]), delay(CLOSE_WAIT_MS, undefined, { ref: false })]);

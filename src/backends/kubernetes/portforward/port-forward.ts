@@ -36,6 +36,8 @@ export const DEFAULT_FORWARD_CONFIRM_MS = 1_000;
 const MAX_KNOWN_OPEN = 4096;
 
 export interface PortForwarder {
+  /** Closes the shared SPDY connections (backend shutdown). */
+  close(): Promise<void>;
   forward(api: KubeApiClient, headers: RequestHeaders, place: ForwardPlace & { container: string }, port: number, log: Logger): Promise<ForwardedConnection>;
 }
 
@@ -88,6 +90,12 @@ export function createPortForwarder(confirmMs = DEFAULT_FORWARD_CONFIRM_MS): Por
   };
 
   return {
+    async close() {
+      const all = [...sessions.values()];
+      sessions.clear();
+      await Promise.all(all.map((p) => p.then((s) => s.conn.close(), () => undefined)));
+    },
+
     async forward(api, headers, place, port, log) {
       const { stream, protocol, canHalfClose } = await open(api, headers, place, port, log);
       const key = `${place.namespace}/${place.pod}:${port}`;
