@@ -41,6 +41,22 @@ export type AuditEvent =
     }
   | { event: 'session-end'; conn: string; remote: string; identity: string; target: string; kind: string; exit: string; durationMs: number }
   | { event: 'limit'; conn?: string; remote: string; limit: string; detail: string }
+  /** One forwarded TCP connection (direct-tcpip), written when it ends or fails to open. */
+  | {
+      event: 'forward';
+      conn: string;
+      remote: string;
+      identity: string;
+      target: string;
+      /** NAMESPACE/POD it reached; null when it never got that far. */
+      pod: string | null;
+      port: number;
+      result: 'closed' | 'failed' | 'denied';
+      reason?: string;
+      bytesToPod: number;
+      bytesFromPod: number;
+      durationMs: number;
+    }
   | { event: 'disconnect'; conn: string; remote: string; durationMs: number };
 
 export interface Audit {

@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'limit'
   | 'unsupported'
   | 'recording-failed'
+  /** A forwarded port: nothing listens there, or the pod refused the connection. */
+  | 'connect-failed'
   | 'internal';
 
 export class BridgeError extends Error {

@@ -1,4 +1,4 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type { Logger } from '../log.ts';
 import type { BridgeError } from '../errors.ts';
 import type { Engine, Target } from '../target.ts';
@@ -87,6 +87,30 @@ export interface OpenContext {
   authorizeResolved?: (place: ResolvedPlace) => BridgeError | null;
 }
 
+/** Who asks for a forward, and the policy check on the place it resolved to. */
+export interface ForwardContext {
+  identity: Identity;
+  log: Logger;
+  /** Called once the target is resolved and before anything connects: a BridgeError refuses. */
+  authorizeResolved?: (place: ResolvedPlace) => BridgeError | null;
+}
+
+/**
+ * One TCP connection to a port on the pod's loopback, established: the pod's side accepted it
+ * (or, where the protocol cannot say so, did not refuse it in time; see docs/forwarding.md).
+ * `stream` is flow-controlled both ways like RemoteProcess's streams; `end()` half-closes where
+ * `canHalfClose`, and `destroy()` closes the connection in the pod.
+ */
+export interface ForwardedConnection {
+  readonly stream: Duplex;
+  /** Where it went, for the audit record. */
+  readonly place: ResolvedPlace;
+  /** `SPDY/3.1 in WebSocket`, `127.0.0.1 of this machine`, ...: for the log. */
+  readonly protocol: string;
+  /** False on Kubernetes' plain WebSocket port-forward (v4): it has no half-close. */
+  readonly canHalfClose: boolean;
+}
+
 export type BackendName = 'kubernetes' | 'local' | 'docker';
 
 export interface Backend {
@@ -101,5 +125,9 @@ export interface Backend {
   open(target: Target, spec: ProcessSpec, ctx: OpenContext): Promise<RemoteProcess>;
   /** Readiness: resolves if what sessions need (the API server) answers now, else rejects with why. */
   probe?(): Promise<void>;
+  /** A TCP connection to `port` on the target pod's loopback (SSH direct-tcpip). Rejects with a
+   *  BridgeError naming the pod and port when nothing listens there. Absent: this backend cannot
+   *  forward ports, and the forwarding layer says so. */
+  forward?(target: Target, port: number, ctx: ForwardContext): Promise<ForwardedConnection>;
   close(): Promise<void>;
 }

@@ -17,6 +17,7 @@ import { BridgeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Target } from '../target.ts';
 import { formatTarget } from '../target.ts';
+import { forwardLocal } from './local-forward.ts';
 
 const DEFAULT_SIZE: TerminalSize = { cols: 80, rows: 24 };
 
@@ -302,6 +303,7 @@ export function createLocalBackend(opts: LocalBackendOptions, log: Logger): Back
       const child = spawnChild(file, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
       return new PipeProcess(child, graceMs);
     },
+    forward: forwardLocal,
     async close() {
       log.debug('local backend closed');
     },

@@ -84,6 +84,11 @@ export class Metrics {
       case 'limit':
         this.limits.inc({ limit: e.limit });
         break;
+      case 'forward':
+        // One event per forwarded connection when it closes (result "closed": it was opened),
+        // or when it was refused (denied) or could not connect (failed).
+        this.forwards.inc({ result: e.result === 'closed' ? 'opened' : e.result === 'denied' ? 'refused' : 'failed' });
+        break;
       default:
         break;
     }

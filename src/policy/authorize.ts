@@ -37,6 +37,8 @@ export interface AccessRequest {
   readonly podName?: string;
   /** A Docker target's container, once the backend resolved it (call 2). */
   readonly docker?: DockerFacts;
+  /** port-forward only: the pod port asked for, checked against a rule's `ports`. */
+  readonly port?: number;
 }
 
 /** Why a request was denied, for logs and metrics. */
@@ -50,6 +52,7 @@ export type DenialReason =
   | 'place'
   | 'container'
   | 'action'
+  | 'port'
   | 'tty'
   /** Call 1 only: a rule may still allow it once the pod and container are known. */
   | 'pending';
@@ -85,7 +88,7 @@ export const ACTION_CAPABILITY: Readonly<Record<Action, keyof Capabilities>> = {
 };
 
 /** Stages in the order they are checked: a later failing stage means a closer miss. */
-const STAGES = ['namespace', 'place', 'container', 'action', 'tty'] as const;
+const STAGES = ['namespace', 'place', 'container', 'action', 'port', 'tty'] as const;
 type Stage = (typeof STAGES)[number];
 export type RuleOutcome = { kind: 'allow' } | { kind: 'pending' } | { kind: 'fail'; stage: Stage };
 
@@ -205,6 +208,7 @@ export function evaluate(rule: Rule, request: AccessRequest): RuleOutcome {
     else if (!anyGlobMatches(rule.containers, request.container)) return { kind: 'fail', stage: 'container' };
   }
   if (!rule[ACTION_CAPABILITY[request.action]]) return { kind: 'fail', stage: 'action' };
+  if (request.action === 'port-forward' && !portAllowed(rule, request.port)) return { kind: 'fail', stage: 'port' };
   if (request.tty && !rule.tty) return { kind: 'fail', stage: 'tty' };
   return unknown ? { kind: 'pending' } : { kind: 'allow' };
 }
@@ -227,6 +231,11 @@ function placeMatches(rule: Rule, ref: TargetRef, podName: string | undefined): 
 function podNameOf(request: AccessRequest): string | undefined {
   if (request.podName !== undefined) return request.podName;
   return request.target.ref.kind === 'pod' ? request.target.ref.name : undefined;
+}
+
+function portAllowed(rule: Rule, port: number | undefined): boolean {
+  if (rule.ports === undefined || rule.ports === null) return true;
+  return port !== undefined && rule.ports.some((r) => port >= r.low && port <= r.high);
 }
 
 function rank(outcome: RuleOutcome): number {
@@ -264,6 +273,11 @@ function explain(stage: Stage, request: AccessRequest, applicable: readonly Rule
         : `no rule allows container ${q(request.container)} in ${place}`;
     case 'action':
       return `no rule that reaches ${place} grants ${ACTION_CAPABILITY[request.action]}`;
+    case 'port': {
+      const allowed = applicable.filter((r) => r.portForwarding && r.ports).flatMap((r) => r.ports ?? []).slice(0, 8);
+      const list = allowed.map((r) => (r.low === r.high ? String(r.low) : `${r.low}-${r.high}`)).join(', ');
+      return `no rule that reaches ${place} allows port ${request.port ?? '?'}${list === '' ? '' : ` (ports allowed: ${list})`}`;
+    }
     case 'tty':
       return `no rule that reaches ${place} grants tty (a terminal); without one: ssh -T`;
   }

@@ -6,7 +6,7 @@
  *
  * A line that cannot be used is skipped with a warning, never fatal: this is the file people
  * already have, and one bad line must not lock everyone else out. A line whose options the
- * bridge cannot honour (permitopen=, environment=...) is skipped too: ignoring the option
+ * bridge cannot honour (permitlisten=, environment=...) is skipped too: ignoring the option
  * would grant more than the line says.
  */
 import { parseAuthorizedKeys } from '../ssh/authorized-keys.ts';

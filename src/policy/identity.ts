@@ -6,6 +6,7 @@
  * It is a structural superset of src/identity.ts's Identity (name, keyFingerprint,
  * keyComment), so it can be passed wherever that one is expected today.
  */
+import type { PermitOpen } from './permit-open.ts';
 
 /** Who the bridge impersonates for this identity (Impersonate-User / Impersonate-Group). */
 export interface KubernetesUser {
@@ -18,6 +19,8 @@ export interface KubernetesUser {
 export interface Permits {
   readonly pty: boolean;
   readonly portForwarding: boolean;
+  /** authorized_keys `permitopen=` destinations; absent or null: any destination. */
+  readonly permitOpen?: readonly PermitOpen[] | null;
 }
 
 export type IdentitySource =

@@ -4,12 +4,13 @@
  * gives a terminal back and `pty,restrict` does not, `command=` and `from=` may appear once,
  * and of several `expiry-time=` the earliest wins.
  *
- * An option the bridge cannot honour is an error, never ignored: ignoring `permitopen=` or
+ * An option the bridge cannot honour is an error, never ignored: ignoring `permitlisten=` or
  * `verify-required` would grant more than the line says. Options about features the bridge
  * never offers (agent and X11 forwarding, ~/.ssh/rc, tun devices) are accepted and change
  * nothing, because refusing them would break ordinary authorized_keys files for no gain.
  */
 import { addressAllowed, parseAddressPatterns, type AddressPattern } from './address.ts';
+import { parsePermitOpen, type PermitOpen } from './permit-open.ts';
 
 export interface KeyOptions {
   /** `from=` as written (null: any source address). */
@@ -21,9 +22,22 @@ export interface KeyOptions {
   readonly forcedCommand: string | null;
   readonly pty: boolean;
   readonly portForwarding: boolean;
+  /** `permitopen=` destinations, added up; null: no such option (any destination). */
+  readonly permitOpen: readonly PermitOpen[] | null;
   /** `restrict` was given (for logs; its effect is already in the flags above). */
   readonly restricted: boolean;
 }
+
+export const NO_KEY_OPTIONS: KeyOptions = Object.freeze({
+  from: null,
+  fromPatterns: null,
+  expiresAt: null,
+  forcedCommand: null,
+  pty: true,
+  portForwarding: true,
+  permitOpen: null,
+  restricted: false,
+});
 
 export type ParsedKeyOptions = { ok: true; options: KeyOptions } | { ok: false; problem: string };
 
@@ -38,6 +52,7 @@ export function parseKeyOptions(raw: readonly string[]): ParsedKeyOptions {
   let forcedCommand: string | null = null;
   let pty = true;
   let portForwarding = true;
+  let permitOpen: PermitOpen[] | null = null;
   let restricted = false;
 
   for (const option of raw) {
@@ -90,8 +105,14 @@ export function parseKeyOptions(raw: readonly string[]): ParsedKeyOptions {
       if (missing) return fail(missing);
     } else if (name === 'cert-authority' || name === 'principals') {
       return fail(`"${name}" is not a key option here: list CA keys under certificateAuthorities and map principals with an identity's principals`);
-    } else if (name === 'permitopen' || name === 'permitlisten') {
-      return fail(`"${name}" is not supported: use no-port-forwarding, or grant portForwarding only in the rules that need it`);
+    } else if (name === 'permitopen') {
+      const missing = needsValue();
+      if (missing) return fail(missing);
+      const parsed = parsePermitOpen(value ?? '');
+      if (!parsed.ok) return fail(`permitopen=${parsed.problem}`);
+      (permitOpen ??= []).push(parsed.permit);
+    } else if (name === 'permitlisten') {
+      return fail('"permitlisten" is not supported: remote forwarding (ssh -R) is not offered by the bridge');
     } else if (name === 'environment') {
       return fail('"environment" is not supported: the bridge sets no per-key environment');
     } else if (name === 'verify-required') {
@@ -102,7 +123,7 @@ export function parseKeyOptions(raw: readonly string[]): ParsedKeyOptions {
   }
   return {
     ok: true,
-    options: Object.freeze({ from, fromPatterns: fromPatterns === null ? null : Object.freeze(fromPatterns), expiresAt, forcedCommand, pty, portForwarding, restricted }),
+    options: Object.freeze({ from, fromPatterns: fromPatterns === null ? null : Object.freeze(fromPatterns), expiresAt, forcedCommand, pty, portForwarding, permitOpen: permitOpen === null ? null : Object.freeze(permitOpen), restricted }),
   };
 }
 

@@ -11,7 +11,7 @@ import { compileGlob, globProblem, type Glob, type NameKind } from './glob.ts';
 import { blobKey, parseKeyLine } from './key-line.ts';
 import { checkShape, type PolicyFile, type PolicyFileRule } from './schema.ts';
 import { closestWord } from '../words.ts';
-import type { CertificateAuthority, DockerRule, Policy, PolicyIdentity, PolicyKey, Rule, WorkloadPattern } from './types.ts';
+import type { CertificateAuthority, DockerRule, Policy, PolicyIdentity, PolicyKey, Rule, WorkloadPattern, PortRange } from './types.ts';
 import { issueAt, lineOf, readYaml, type YamlSource } from './yaml-source.ts';
 
 const UINT64_MAX = (1n << 64n) - 1n;
@@ -215,6 +215,7 @@ class Compiler {
       shell: r.shell ?? false,
       fileTransfer: r.fileTransfer ?? false,
       portForwarding: r.portForwarding ?? false,
+      ports: r.ports === undefined ? null : this.ports(r.ports, [...at, 'ports']),
     });
   }
 
@@ -226,6 +227,16 @@ class Compiler {
       services: opt(d.services, 'services'),
       labels: Object.freeze(Object.entries(d.labels ?? {}).map(([key, value]) => ({ key, value: compileGlob(value) }))),
     });
+  }
+
+  private ports(items: ReadonlyArray<number | string>, path: IssuePath): readonly PortRange[] {
+    return Object.freeze(
+      items.map((item, j) => {
+        const [low, high] = typeof item === 'number' ? [item, item] : item.split('-').map(Number) as [number, number];
+        if (!(low >= 1 && high <= 65535 && low <= high)) this.problem([...path, j], `invalid port range ${JSON.stringify(item)}: LOW-HIGH with 1 <= LOW <= HIGH <= 65535`);
+        return Object.freeze({ low, high });
+      }),
+    );
   }
 
   private globs(patterns: readonly string[], path: IssuePath, kind: NameKind): readonly Glob[] {

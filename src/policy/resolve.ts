@@ -51,7 +51,7 @@ export function resolveKey(policy: Policy, publicKeyBlob: Buffer, sourceAddress:
       groups: owner.groups,
       source: { kind: 'key', listedAt: entry.listedAt },
       forcedCommand: entry.options.forcedCommand,
-      permits: { pty: entry.options.pty, portForwarding: entry.options.portForwarding },
+      permits: { pty: entry.options.pty, portForwarding: entry.options.portForwarding, permitOpen: entry.options.permitOpen },
     });
     return { ok: true, identity, keyOptions: entry.options, publicKey: entry.publicKey };
   }

@@ -68,6 +68,13 @@ const ruleSchema = z.strictObject({
   shell: z.boolean().optional(),
   fileTransfer: z.boolean().optional(),
   portForwarding: z.boolean().optional(),
+  /** With portForwarding: only these pod ports (numbers, or ranges "8000-8099"). */
+  ports: nonEmptyList(
+    z.union([
+      z.number().int().min(1).max(65535),
+      z.string().regex(/^[0-9]{1,5}-[0-9]{1,5}$/, { error: 'a port is a number 1-65535 or a range "LOW-HIGH"' }),
+    ]),
+  ).optional(),
   docker: z
     .strictObject({
       containers: nonEmptyList(z.string()).optional(),

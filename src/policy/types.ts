@@ -47,6 +47,12 @@ export interface Capabilities {
   readonly portForwarding: boolean;
 }
 
+/** Pod ports a rule lets be forwarded, inclusive. */
+export interface PortRange {
+  readonly low: number;
+  readonly high: number;
+}
+
 export interface Rule extends Capabilities {
   /** 1-based position in the file: `#3` in messages. */
   readonly number: number;
@@ -62,6 +68,8 @@ export interface Rule extends Capabilities {
   readonly workloads: readonly WorkloadPattern[] | null;
   /** null: any container. */
   readonly containers: readonly Glob[] | null;
+  /** With portForwarding: the pod ports it allows; absent or null: any port. */
+  readonly ports?: readonly PortRange[] | null;
   /** Docker containers the rule reaches (absent or null: none, unless `everyone`). */
   readonly docker?: DockerRule | null;
 }

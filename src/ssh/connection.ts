@@ -16,6 +16,9 @@ import type { Authenticator, Credential } from './auth.ts';
 import { sourceKey, type KeyedCounter, type SourceBackoff } from './limits.ts';
 import { formatDuration, Session } from './session.ts';
 import type { SessionTaps } from '../ops/session-tap.ts';
+import { ConnectionForwarding } from '../forwarding/forwarder.ts';
+import { OpenFailure, rejectWithReason } from '../forwarding/open-failure.ts';
+import { REFUSED, refuseGlobalRequest } from '../forwarding/refusals.ts';
 
 /** What all connections share: limits that span connections, and the live-session registry. */
 export interface Shared {
@@ -250,10 +253,21 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
     }, maxConnectionMs));
   };
 
-  // Forwarding and other global requests are not offered yet: refuse them explicitly.
-  client.on('tcpip', (_accept, reject) => reject());
-  client.on('openssh.streamlocal', (_accept, reject) => reject());
-  client.on('request', (_accept, reject) => reject?.());
+  // direct-tcpip into the login's pod (src/forwarding/); what is not forwarded is refused with a reason.
+  let forwarding: ConnectionForwarding | null = null;
+  client.on('tcpip', (accept, reject, info) => {
+    forwarding ??= new ConnectionForwarding({ client, backend: shared.backend, policy: shared.policy, target: target!, identity: () => {
+        if (!credential) return identity;
+        const r = shared.authenticator.recheck(credential);
+        return r.ok ? r.identity : null;
+      }, identityName: identity!.name, log, audit: { emit: audit.emit, conn, remote }, draining: shared.draining });
+    forwarding.onTcpip(accept, reject, info);
+  });
+  client.on('openssh.streamlocal', (_accept, reject) => {
+    log.info(REFUSED.streamlocal);
+    rejectWithReason(client, reject, OpenFailure.administrativelyProhibited, REFUSED.streamlocal);
+  });
+  client.on('request', (_accept, reject, name) => refuseGlobalRequest(log, name, reject));
 
   client.on('error', (err: Error) => log.debug({ err: err.message }, 'connection error'));
   client.on('close', () => {
@@ -261,6 +275,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
     for (const release of releases.splice(0)) release();
     shared.connections.delete(handle);
     for (const s of sessions) s.onClientGone('connection closed');
+    forwarding?.closeAll();
     audit.emit({ event: 'disconnect', conn, remote, durationMs: Date.now() - connectedAt });
     log.debug('connection closed');
   });

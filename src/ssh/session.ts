@@ -17,6 +17,7 @@ import { ChannelOutput } from './channel-output.ts';
 import { authorize, planSession, type AccessRequest, type Decision, type PolicySource, type SshRequest } from '../policy/index.ts';
 import { formatTarget, type Target } from '../target.ts';
 import type { SessionTap, SessionTaps } from '../ops/session-tap.ts';
+import { REFUSED } from '../forwarding/refusals.ts';
 
 /** Exit status for failures of the bridge itself (no pod, forbidden, stream lost), like ssh's own 255. */
 export const BRIDGE_FAILURE_STATUS = 255;
@@ -172,8 +173,14 @@ export class Session {
       this.tty = null; // sftp is a binary protocol: never through a terminal
       this.start(accept, reject, SFTP_SERVER_COMMAND, 'subsystem:sftp');
     });
-    ssh.on('auth-agent', (_accept, reject) => reject?.());
-    ssh.on('x11', (_accept, reject) => reject?.());
+    ssh.on('auth-agent', (_accept, reject) => {
+      this.log.info(REFUSED.agent);
+      reject?.();
+    });
+    ssh.on('x11', (_accept, reject) => {
+      this.log.info(REFUSED.x11);
+      reject?.();
+    });
     ssh.on('close', () => this.onClientGone('session channel closed'));
   }
 

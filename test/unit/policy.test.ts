@@ -207,7 +207,7 @@ rules:
         'policy.yaml:7: rules[0].namespaces[1]: expected a string, got number 7: quote it ("7")',
         'policy.yaml:8: rules[0].pods: must not be an empty list',
         'policy.yaml:9: rules[0].shell: expected true or false, got the string "yes"',
-        'policy.yaml:10: rules[0].tyy: unknown field (did you mean "tty"?); fields here: name, description, identities, groups, namespaces, pods, workloads, containers, tty, commands, shell, fileTransfer, portForwarding, docker',
+        'policy.yaml:10: rules[0].tyy: unknown field (did you mean "tty"?); fields here: name, description, identities, groups, namespaces, pods, workloads, containers, tty, commands, shell, fileTransfer, portForwarding, ports, docker',
         'policy.yaml:11: rules[1].namespaces: is required (or docker, for a rule about Docker containers)',
       ],
     );
@@ -327,7 +327,7 @@ identities:
       - ssh-ed25519 AAAA!!!
       - ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29t alice
       - cert-authority ${ca.line}
-      - permitopen="db:5432" ${alice.line}
+      - permitlisten="8080" ${alice.line}
       - environment="A=b" ${alice.line}
       - verify-required ${alice.line}
       - frobnicate ${alice.line}
@@ -346,7 +346,7 @@ identities:
     assert.match(at(6), /keys\[1\]: is not a valid key line: cannot parse the ssh-ed25519 key/);
     assert.match(at(7), /keys\[2\]: is a certificate, not a public key: trust its CA under certificateAuthorities/);
     assert.match(at(8), /keys\[3\]: has the cert-authority option: list CA keys under certificateAuthorities/);
-    assert.match(at(9), /keys\[4\]: "permitopen" is not supported/);
+    assert.match(at(9), /keys\[4\]: "permitlisten" is not supported: remote forwarding \(ssh -R\) is not offered/);
     assert.match(at(10), /keys\[5\]: "environment" is not supported/);
     assert.match(at(11), /keys\[6\]: "verify-required" is not supported/);
     assert.match(at(12), /keys\[7\]: unknown option "frobnicate"/);
@@ -426,7 +426,7 @@ describe('authorized_keys options (sshd semantics)', () => {
   }
 
   it('no options: terminal and port forwarding permitted, no forced command, no restriction', () => {
-    assert.deepEqual({ ...opts() }, { from: null, fromPatterns: null, expiresAt: null, forcedCommand: null, pty: true, portForwarding: true, restricted: false });
+    assert.deepEqual({ ...opts() }, { from: null, fromPatterns: null, expiresAt: null, forcedCommand: null, pty: true, portForwarding: true, permitOpen: null, restricted: false });
   });
 
   it('no-pty, no-port-forwarding, command=, and names ignoring case', () => {
@@ -538,7 +538,7 @@ identities:
       groups: [],
       source: { kind: 'key', listedAt: 'policy.yaml:5' },
       forcedCommand: null,
-      permits: { pty: true, portForwarding: true },
+      permits: { pty: true, portForwarding: true, permitOpen: null },
     });
     assert.ok(Object.isFrozen(r.identity) && Object.isFrozen(r.identity.permits), 'a session holds it for its whole life: nobody may change it');
   });
@@ -568,7 +568,7 @@ identities:
     });
     const ok = resolveKey(policy, aliceCi.blob, '10.20.1.5', NOW);
     assert.ok(ok.ok);
-    assert.deepEqual(ok.identity.permits, { pty: true, portForwarding: false });
+    assert.deepEqual(ok.identity.permits, { pty: true, portForwarding: false, permitOpen: null });
     assert.ok(resolveKey(policy, aliceCi.blob, '10.20.1.5', new Date('2026-12-31T23:59:59.999Z')).ok, 'the named second is still valid');
     const late = resolveKey(policy, aliceCi.blob, '10.20.1.5', new Date('2027-01-01T00:00:00Z'));
     assert.deepEqual(late, { ok: false, code: 'expired', refused: 'key expired at 2026-12-31T23:59:59.000Z (expiry-time) (identity "alice", policy.yaml:6)' });
@@ -584,7 +584,7 @@ identities:
     const r = resolveKey(policy, bob.blob, '192.0.2.1', NOW);
     assert.ok(r.ok);
     assert.equal(r.identity.forcedCommand, 'tar -cf - /data');
-    assert.deepEqual(r.identity.permits, { pty: false, portForwarding: false });
+    assert.deepEqual(r.identity.permits, { pty: false, portForwarding: false, permitOpen: null });
     assert.equal(r.keyOptions.restricted, true);
   });
 });
@@ -596,7 +596,7 @@ describe('fromAuthorizedKeys: the plain file as the simplest policy', () => {
     `from="10.0.0.0/8",no-pty ${bob.line}`,
     `from="192.168.0.0/16" ${bob.line}`,
     carol.line.replace(/ [^ ]+$/, ''),
-    `permitopen="db:5432" ${aliceCi.line}`,
+    `permitlisten="8080" ${aliceCi.line}`,
     'garbage',
   ].join('\n');
   const policy = fromAuthorizedKeys(text, '/home/u/.ssh/authorized_keys');
@@ -630,10 +630,10 @@ describe('fromAuthorizedKeys: the plain file as the simplest policy', () => {
   });
 
   it('unusable lines, and lines with options the bridge cannot honour, are skipped with a warning', () => {
-    assert.equal(resolveKey(policy, aliceCi.blob, '10.0.0.1', NOW).ok, false, 'permitopen= cannot be honoured: the key is not let in with more than its line says');
+    assert.equal(resolveKey(policy, aliceCi.blob, '10.0.0.1', NOW).ok, false, 'permitlisten= cannot be honoured: the key is not let in with more than its line says');
     assert.deepEqual(policy.warnings, [
       '/home/u/.ssh/authorized_keys:7: no key type found',
-      `/home/u/.ssh/authorized_keys:6: "permitopen" is not supported: use no-port-forwarding, or grant portForwarding only in the rules that need it; key ${aliceCi.fingerprint} ignored`,
+      `/home/u/.ssh/authorized_keys:6: "permitlisten" is not supported: remote forwarding (ssh -R) is not offered by the bridge; key ${aliceCi.fingerprint} ignored`,
     ]);
   });
 

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Backend, Exit, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
+import type { Backend, Exit, ForwardContext, ForwardedConnection, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
 import { BridgeError, isBridgeError } from '../../errors.ts';
 import type { Identity } from '../../identity.ts';
 import type { Logger } from '../../log.ts';
@@ -31,6 +31,7 @@ import {
 } from './control/process-control.ts';
 import { plainCommandWords } from './exec/plain-command.ts';
 import { resolveTargetWithPod, type ExecTarget } from './api/resolve.ts';
+import { createPortForwarder } from './portforward/port-forward.ts';
 
 export { findKubeconfig, type FoundKubeconfig } from './api/kubeconfig.ts';
 export type { RequestHeaders } from './api/client.ts';
@@ -56,6 +57,9 @@ export interface KubernetesBackendOptions {
   cleanupRetryDelaysMs?: readonly number[];
   /** Connect and handshake timeout for every API call and the exec upgrade; default 10 s. */
   connectTimeoutMs?: number;
+  /** How long a new forwarded connection waits for the runtime to refuse it before it counts
+   *  as open; default in portforward/port-forward.ts. */
+  forwardConfirmMs?: number;
   /** Keepalive and close timings of exec streams; defaults in exec/exec-process.ts. */
   timings?: Partial<ExecProcessTimings>;
 }
@@ -88,6 +92,7 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
   // terminate() must not close the stream before the cleanup had its grace period and its KILL.
   const timings: Partial<ExecProcessTimings> = { terminateTreeTimeoutMs: terminateAttemptTimeoutMs(graceMs) + 2_000, ...options.timings };
   const live = new Set<RemoteProcess>();
+  const portForwarder = createPortForwarder(options.forwardConfirmMs);
   log.debug({ server: loaded.server, context: loaded.contextName, source: loaded.source, defaultNamespace }, 'kubernetes backend ready');
 
   return {
@@ -152,9 +157,17 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
       const res = await api.getJson('/version', NO_HEADERS);
       if (res.status !== 200) throw new Error(`API server ${loaded.server} answered ${res.status} to /version`);
     },
+    async forward(target: Target, port: number, ctx: ForwardContext): Promise<ForwardedConnection> {
+      const headers = requestHeaders(ctx.identity);
+      const { target: place } = await resolveTargetWithPod(target, { api, headers, defaultNamespace });
+      const denied = ctx.authorizeResolved?.(place);
+      if (denied) throw denied;
+      return portForwarder.forward(api, headers, place, port, ctx.log);
+    },
 
     async close() {
       await Promise.all([...live].map((p) => p.terminate('podbridge is shutting down')));
+      await portForwarder.close();
       // Cleanups waiting for an unreachable API server stop retrying (and log that they gave up).
       shutdown.abort();
       if (background.size > 0) await Promise.race([Promise.all([...background]), delay(CLOSE_WAIT_MS, undefined, { ref: false })]);
