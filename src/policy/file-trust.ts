@@ -23,6 +23,9 @@ export function untrustedFileProblem(file: string, readOnlyMounts: (p: string) =
   } catch {
     return null;
   }
+  // `--authorized-keys /dev/null` (nobody may log in) is a setting people use: the null device is
+  // writable by all, yet nothing written to it can ever be read back as a key.
+  if (real === '/dev/null') return null;
   const uid = process.getuid?.() ?? 0;
   const checked = new Set<string>();
   const check = (p: string, isFile: boolean): string | null => {

@@ -132,3 +132,10 @@ describe('PolicySource applies StrictModes at load and at reload', () => {
     assert.equal(src.current().digest, good, 'the edit made by whoever could write the file is not in force');
   });
 });
+
+describe('the null device', () => {
+  it('is trusted as an authorized_keys file (writable by all, yet it never holds a key)', () => {
+    assert.equal((fs.statSync('/dev/null').mode & 0o002) !== 0, true, 'world-writable, as on every Linux');
+    assert.equal(untrustedFileProblem('/dev/null'), null);
+  });
+});
