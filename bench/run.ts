@@ -24,6 +24,7 @@ import { fileName, markdown, updateDoc, verdicts, type Results } from './lib/rep
 import { makeClientKey, setClientOptions } from './lib/ssh-clients.ts';
 import { ensureSshd, kubectlAvailability, startSshd, writeRecipeScript, type Availability, type Sshd } from './lib/sshd.ts';
 import { dockerScenario } from './scenarios/docker.ts';
+import { forwardScenario } from './scenarios/forward.ts';
 import { latency } from './scenarios/latency.ts';
 import { scaleBridge, scaleSshdTree } from './scenarios/scale.ts';
 import { setup } from './scenarios/setup.ts';
@@ -34,7 +35,7 @@ import { REPO } from '../test/helpers/paths.ts';
 
 /** The checkout (results and docs are written there), wherever this compiled file runs from. */
 const ROOT = REPO;
-const SCENARIOS = ['download', 'upload', 'latency', 'setup', 'streams', 'scale', 'docker'] as const;
+const SCENARIOS = ['download', 'upload', 'latency', 'setup', 'streams', 'scale', 'docker', 'forward'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const USAGE = `npm run bench -- [options]
@@ -99,7 +100,7 @@ function params(quick: boolean): Params {
       concurrency: 16,
       idleWindowMs: 2000,
       treeSessions: 5,
-      budgets: { download: 15, upload: 10, latency: 15, setup: 12, streams: 15, scale: 30, docker: 40 },
+      budgets: { download: 15, upload: 10, latency: 15, setup: 12, streams: 15, scale: 30, docker: 40, forward: 30 },
     };
   }
   return {
@@ -117,7 +118,7 @@ function params(quick: boolean): Params {
     concurrency: 16,
     idleWindowMs: 5000,
     treeSessions: 20,
-    budgets: { download: 110, upload: 50, latency: 40, setup: 50, streams: 60, scale: 180, docker: 90 },
+    budgets: { download: 110, upload: 50, latency: 40, setup: 50, streams: 60, scale: 180, docker: 90, forward: 60 },
   };
 }
 
@@ -413,6 +414,12 @@ async function main(): Promise<void> {
       results.docker = await dockerScenario(ctx, bridgeRoot, P.downloadBytes, P.throughputRounds, deadlineFor('docker'));
       const d = results.docker;
       if (!('error' in d)) progress(`docker done (${d.engine}): download ${medians(d.download, 'MiB/s')}; upload ${medians(d.upload, 'MiB/s')}; true ${medians(d.sshTrue, 'ms')}`);
+    }
+    if (only.has('forward')) {
+      progress(`forward: ssh -L through podbridge vs kubectl port-forward, ${fmtS(P.downloadBytes)} × ${P.throughputRounds} rounds`);
+      results.forward = await forwardScenario(ctx, bridgeRoot, P.downloadBytes, P.throughputRounds, deadlineFor('forward'));
+      const f = results.forward;
+      if (!('error' in f)) progress(`forward done: ${medians(f.download, 'MiB/s')}`);
     }
     collectLog(results, bridge);
     if (candidate) collectLog(results, candidate);

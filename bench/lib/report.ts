@@ -10,6 +10,7 @@ import type { SetupResult } from '../scenarios/setup.ts';
 import type { StreamsResult } from '../scenarios/streams.ts';
 import type { ThroughputResult } from '../scenarios/throughput.ts';
 import type { DockerBenchResult } from '../scenarios/docker.ts';
+import type { ForwardBenchResult } from '../scenarios/forward.ts';
 import type { PathError } from './context.ts';
 import type { MachineInfo } from './machine.ts';
 import { PATH_LABELS, type PathName } from './paths.ts';
@@ -46,6 +47,8 @@ export interface Results {
   scaleCandidate?: ScaleResult;
   /** podbridge --backend docker vs docker exec (scenarios/docker.ts). */
   docker?: DockerBenchResult | PathError;
+  /** Forwarded TCP: ssh -L through podbridge vs kubectl port-forward (scenarios/forward.ts). */
+  forward?: ForwardBenchResult | PathError;
   bridgeLog: { counts: Record<string, number>; lastErrors: string[] };
   verdicts: Verdict[];
   profiles?: unknown;
@@ -300,6 +303,7 @@ export function markdown(r: Results): string {
   if (r.scale) lines.push(...scaleTable(r.scale));
   if (r.scaleCandidate) lines.push('Candidate bridge (--candidate):', '', ...scaleTable(r.scaleCandidate));
   if (r.streams) lines.push(...streamsTable(r.streams));
+  if (r.forward) lines.push(...forwardTable(r.forward));
   const truncated = (['download', 'upload', 'latency', 'setup', 'streams', 'scale'] as const).filter((k) => (r[k] as { truncated?: boolean } | undefined)?.truncated);
   if (truncated.length > 0) lines.push(`Cut short by the time budget: ${truncated.join(', ')}.`, '');
   const warn = (r.bridgeLog.counts.warn ?? 0) + (r.bridgeLog.counts.error ?? 0);
@@ -322,3 +326,19 @@ export function updateDoc(file: string, block: string, template: string): void {
   fs.writeFileSync(file, text);
 }
 
+
+function forwardTable(f: ForwardBenchResult | PathError): string[] {
+  if ('error' in f) return ['### Forwarded TCP', '', `Not measured: ${f.error}`, ''];
+  const cell = (v: Summary | PathError | undefined) => (v === undefined ? 'n/a' : 'error' in v ? `error: ${v.error}` : `${fmt(v.median)} (${fmt(v.min)}–${fmt(v.max)})`);
+  return [
+    '### Forwarded TCP (pod port → local client)',
+    '',
+    `${fmtBytes(f.bytes)} per connection, ${f.rounds} alternating rounds; MiB/s, median (min–max).`,
+    '',
+    '| path | MiB/s |',
+    '| --- | --- |',
+    `| \`ssh -L\` through podbridge (pods/portforward) | ${cell(f.download['podbridge-forward'])} |`,
+    `| \`kubectl port-forward\` | ${cell(f.download['kubectl-port-forward'])} |`,
+    '',
+  ];
+}
