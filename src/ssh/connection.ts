@@ -19,6 +19,10 @@ import type { SessionTaps } from '../ops/session-tap.ts';
 import { ConnectionForwarding } from '../forwarding/forwarder.ts';
 import { OpenFailure, rejectWithReason } from '../forwarding/open-failure.ts';
 import { REFUSED, refuseGlobalRequest } from '../forwarding/refusals.ts';
+import { setTimeout as delay } from 'node:timers/promises';
+
+/** How long a connection the bridge closes waits for its sessions' last lines to reach the client. */
+const CLOSE_DELIVERY_MS = 2000;
 
 /** What all connections share: limits that span connections, and the live-session registry. */
 export interface Shared {
@@ -99,7 +103,12 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
   const close = (reason: string) => {
     if (closing) return;
     closing = true;
-    void Promise.all([...sessions].map((s) => s.end(reason))).finally(() => client.end());
+    const ending = [...sessions];
+    // Each session's last line (why it ended) must reach the client before the connection goes:
+    // wait until the client has it (it closes the channel), bounded, as shutdown does.
+    void Promise.all(ending.map((s) => s.end(reason)))
+      .then(() => Promise.race([Promise.all(ending.map((s) => s.delivered)), delay(CLOSE_DELIVERY_MS)]))
+      .finally(() => client.end());
   };
 
   /** Takes this connection's place in the per-identity and per-source counts, or says which is full. */
