@@ -59,7 +59,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, deadlineMs: number): Promise<boolean> {
+export async function waitForPort(port: number, deadlineMs: number): Promise<boolean> {
   const until = Date.now() + deadlineMs;
   while (Date.now() < until) {
     const ok = await new Promise<boolean>((resolve) => {

@@ -14,7 +14,7 @@ import { writeDiscoveryCache } from '../lib/cluster.ts';
 import { alternate, errorOf, type BenchContext, type PathError } from '../lib/context.ts';
 import { startChild, stopChild } from '../lib/proc.ts';
 import { sshArgs } from '../lib/ssh-clients.ts';
-import { freePort } from '../lib/sshd.ts';
+import { freePort, waitForPort } from '../lib/sshd.ts';
 import { summarize, type Summary } from '../lib/stats.ts';
 import type { ChildProcess } from 'node:child_process';
 
@@ -70,7 +70,8 @@ export async function forwardScenario(ctx: BenchContext, bridgeRoot: string, byt
     children.push(
       startChild('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir, '-n', 'bench', 'port-forward', '--address', '127.0.0.1', 'pod/fwd', `${viaKubectl}:${POD_PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] }),
     );
-    await Promise.all([waitListening(viaSsh, 30_000, 'ssh -L'), waitListening(viaKubectl, 30_000, 'kubectl port-forward')]);
+    const [sshUp, kubectlUp] = await Promise.all([waitForPort(viaSsh, 30_000), waitForPort(viaKubectl, 30_000)]);
+    if (!sshUp || !kubectlUp) throw new Error(`${sshUp ? 'kubectl port-forward' : 'ssh -L'} did not listen within 30 s`);
 
     const paths: Array<{ name: ForwardPathName; port: number }> = [
       { name: 'podbridge-forward', port: viaSsh },
@@ -125,21 +126,4 @@ function timedRead(port: number, bytes: number, timeoutMs: number): Promise<numb
       resolve((performance.now() - first) / 1000);
     });
   });
-}
-
-async function waitListening(port: number, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what} did not listen on ${port} within ${ms / 1000} s`);
 }
