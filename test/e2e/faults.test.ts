@@ -89,7 +89,9 @@ describe('faults at the front door', () => {
       c.end();
       assert.equal(code, 0);
       assert.equal(out.trim(), String(total));
-      assert.ok(peak < 48 * MiB, `bridge RSS grew ${(peak / MiB).toFixed(1)} MiB with a slow process`);
+      // Buffering the upload would cost most of its 256 MiB; what passing through costs is heap
+      // churn before a collection (42 MiB measured quiet, up to 52 MiB with other tests beside it).
+      assert.ok(peak < 64 * MiB, `bridge RSS grew ${(peak / MiB).toFixed(1)} MiB with a slow process`);
       t.diagnostic(`fast uploader: bridge RSS peak +${(peak / MiB).toFixed(1)} MiB while 256 MiB waited on a sleeping process`);
     } finally {
       await b.stop();
