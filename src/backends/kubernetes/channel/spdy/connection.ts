@@ -100,6 +100,10 @@ export class SpdyClientConnection {
   private peerKeepsWindows = false;
   private paused = false;
   private ended = false;
+  /** The socket closed; what the parser still holds is parsed (after a resume) before we end. */
+  private socketClosed = false;
+  /** A protocol error ended the connection: nothing more is parsed. */
+  private broken = false;
   private goAwayReason: string | null = null;
   private readonly relay = new EventRelay<ConnectionEvents>();
 
@@ -211,19 +215,24 @@ export class SpdyClientConnection {
   }
 
   private drain(): void {
-    while (!this.paused && !this.ended) {
+    while (!this.paused && !this.ended && !this.broken) {
       let frame: Frame | null;
       try {
         frame = this.parser.next();
-        if (frame === null) return;
+        if (frame === null) {
+          if (this.socketClosed) this.finishClose();
+          return;
+        }
         this.emit((e) => e.heard());
         this.handle(frame);
       } catch (err) {
         // The header contexts are shared by the whole connection: one bad frame ends it.
         this.goAwayReason = err instanceof SpdyProtocolError ? err.message : String(err);
+        this.broken = true;
         this.emit((e) => e.error(err instanceof Error ? err : new Error(String(err))));
         if (!this.socket.destroyed) this.socket.end(encodeGoAway(0, 1));
         this.socket.destroy();
+        if (this.socketClosed) this.finishClose();
         return;
       }
     }
@@ -344,6 +353,15 @@ export class SpdyClientConnection {
   }
 
   private onSocketClosed(): void {
+    this.socketClosed = true;
+    // The peer may have sent its last frames and closed before a slow reader let us parse them
+    // all: they still belong to their streams. drain() ends the connection once it runs dry
+    // (now, or after the resume that a paused reader owes us).
+    if (this.broken) return this.finishClose();
+    if (!this.paused) this.drain();
+  }
+
+  private finishClose(): void {
     if (this.ended) return;
     this.ended = true;
     const err = new Error(this.goAwayReason ?? 'the SPDY connection closed');
