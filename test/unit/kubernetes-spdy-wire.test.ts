@@ -269,6 +269,37 @@ describe('SPDY client connection on the wire', () => {
     peer.destroy();
   });
 
+  it('frames read before the peer closed still reach their stream when a paused reader resumes', async () => {
+    const { client, peer, reply } = await pair();
+    const opened = client.openStream('stdout', [['streamtype', ['stdout']]], 5_000);
+    await reply(1);
+    const stdout = await opened;
+    const transport = new SpdyTransport(client, { error: stdout, stdin: null, stdout, stderr: null, resize: null } as never, 'v4.channel.k8s.io');
+    let got = 0;
+    let closed = false;
+    transport.attach({
+      data: (_s, p) => {
+        got += p.length;
+        client.pause(); // a slow reader: stop after the first frame
+      },
+      heard: () => {},
+      error: () => {},
+      closed: () => (closed = true),
+    });
+    // The server's end: its last data, then it closes, all before we read on (as the kubelet
+    // sends the Status, resets the streams and closes while the client is still paused).
+    const frame = Buffer.alloc(16 * 1024, 0x62);
+    for (let i = 0; i < 20; i++) peer.write(encodeData(1, frame));
+    peer.end();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(closed, false, 'not closed while frames wait for the reader');
+    while (!closed) {
+      client.resume();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(got, 20 * frame.length, 'every byte the peer sent before closing');
+  });
+
   it('does not wait for windows from a peer that keeps none (spdystream), and respects one that does', async () => {
     const { client, peer, reader, reply } = await pair();
     const opened = client.openStream('stdin', [['streamtype', ['stdin']]], 5_000);
