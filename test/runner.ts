@@ -37,6 +37,10 @@ const DEFAULT_BUDGETS: Record<string, Budget> = {
 const TEST_DIRS = Object.keys(DEFAULT_BUDGETS);
 const TIMINGS_FILE = path.join(CODE, 'test-timings.json');
 const REPORT_WAIT_MS = 4_000;
+/** A file whose first test has not begun by then is stuck while loading (seen: Node 20 parked
+ *  on a futex before running a line, with or without a TypeScript loader). Such a file is
+ *  diagnosed, stopped and run once more, and the run says so. */
+const START_BUDGET_MS = 45_000;
 const OUTPUT_TAIL_LINES = 60;
 
 interface FileRun {
@@ -51,6 +55,8 @@ interface FileRun {
   eventsRead: number;
   partial: string;
   timedOut: string | null;
+  /** Stopped before any test began (a start-up hang), so it may be run once more. */
+  startHang: boolean;
   exit: Promise<number | null>;
 }
 
@@ -102,10 +108,19 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: Math.min(concurrency, files.length) }, async () => {
       for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-        const run = startFile(next);
+        let run = startFile(next);
         running.add(run);
-        const code = await run.exit;
+        let code = await run.exit;
         running.delete(run);
+        if (run.startHang) {
+          // Diagnosed above; a hang before the first test is the runtime's, not the test's.
+          process.stdout.write(`RETRY ${run.source}: it hung before its first test (diagnosis above); running it once more\n`);
+          fs.rmSync(run.dir, { recursive: true, force: true });
+          run = startFile(next);
+          running.add(run);
+          code = await run.exit;
+          running.delete(run);
+        }
         readEvents(run);
         const result: FileResult = { source: run.source, ms: Date.now() - run.started, code, timedOut: run.timedOut, events: run.events };
         results.push(result);
@@ -175,6 +190,7 @@ function startFile(source: string): FileRun {
     eventsRead: 0,
     partial: '',
     timedOut: null,
+    startHang: false,
     exit: new Promise((resolve) => child.once('close', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : null)))),
   };
   const keep = (b: Buffer) => {
@@ -229,6 +245,10 @@ function checkBudgets(run: FileRun): void {
   const now = Date.now();
   for (const e of run.events.slice(before) as Array<EventLine & { at?: number }>) e.at = now;
   const elapsed = now - run.started;
+  if (run.events.length === 0 && elapsed > START_BUDGET_MS && START_BUDGET_MS < run.budget.fileMs) {
+    run.startHang = true;
+    return void timeOut(run, `no test began within ${START_BUDGET_MS / 1000} s: the process is stuck while loading`);
+  }
   if (elapsed > run.budget.fileMs) return void timeOut(run, `the file ran over its budget of ${run.budget.fileMs / 1000} s`);
   const open = openTests(run);
   const inner = open[open.length - 1];
