@@ -6,12 +6,15 @@
  *    would (key generation, decapsulation): user+system CPU of this process per operation, after
  *    a warm-up, median over rounds.
  * 2. Whole handshakes: a bare ssh2 server (our patched copy) in this process, the real OpenSSH
- *    client run `handshakes` times per algorithm with `-o KexAlgorithms=NAME`, the algorithms
+ *    client (10.0 from the Debian 13 root of test/setup/debian13-root.sh when it is there, under
+ *    chroot; else the host's, without ML-KEM if it is older than 9.9) run `handshakes` times per
+ *    algorithm with `-o KexAlgorithms=NAME`, the algorithms
  *    alternating round by round so machine load hits them alike. Reported: this process's CPU
  *    per login (key exchange, host key signature, auth, one exec), which is what the server pays.
  * Bounded: fixed counts, a 30 s timeout per login.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -27,8 +30,14 @@ interface Kem {
 }
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '5' }, handshakes: { type: 'string', default: '10' } },
+  options: {
+    rounds: { type: 'string', default: '5' },
+    handshakes: { type: 'string', default: '10' },
+    'ssh-root': { type: 'string', default: '/var/cache/podbridge/debian13-root' },
+  },
 });
+/** The OpenSSH client command: chrooted into the Debian 13 root when there is one. */
+const sshCommand = fs.existsSync(`${values['ssh-root']}/usr/bin/ssh`) ? ['chroot', values['ssh-root']!, 'ssh'] : ['ssh'];
 const rounds = Number(values.rounds);
 const handshakes = Number(values.handshakes);
 
@@ -66,7 +75,10 @@ function primitives(): void {
 }
 
 async function handshakeCpu(): Promise<void> {
-  const kexes = ['curve25519-sha256', 'mlkem768x25519-sha256', 'sntrup761x25519-sha512'];
+  const clientKex = execFileSync(sshCommand[0]!, [...sshCommand.slice(1), '-Q', 'kex'], { encoding: 'utf8' }).split('\n');
+  const kexes = ['curve25519-sha256', 'mlkem768x25519-sha256', 'sntrup761x25519-sha512'].filter((k) => clientKex.includes(k));
+  // ssh -V prints to stderr
+  const version = spawnSync(sshCommand[0]!, [...sshCommand.slice(1), '-V'], { encoding: 'utf8' }).stderr.split(',')[0]!;
   let hostKey;
   // ssh2's ed25519 generator makes an unreadable key about 1 in 300 times: retry.
   do hostKey = ssh2.utils.generateKeyPairSync('ed25519').private; while (ssh2.utils.parseKey(hostKey) instanceof Error);
@@ -81,7 +93,7 @@ async function handshakeCpu(): Promise<void> {
   const port = (server.address() as AddressInfo).port;
   const login = (kex: string): Promise<void> =>
     new Promise((resolve, reject) => {
-      const child = spawn('ssh', [
+      const child = spawn(sshCommand[0]!, [...sshCommand.slice(1),
         '-F', '/dev/null', '-p', String(port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
         '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-o', `KexAlgorithms=${kex}`, 'u@127.0.0.1', 'x',
       ], { stdio: 'ignore', timeout: 30_000 });
@@ -101,7 +113,7 @@ async function handshakeCpu(): Promise<void> {
   for (const kex of kexes) {
     if (!seen.includes(kex)) throw new Error(`${kex} was never negotiated`);
   }
-  console.log(`\nWhole login with the OpenSSH client (${handshakes} per round, ${rounds} rounds), server CPU ms per login`);
+  console.log(`\nWhole login with ${version.trim() || sshCommand.join(' ')} (${handshakes} per round, ${rounds} rounds), server CPU ms per login`);
   console.log('kex                         median      min      max');
   for (const kex of kexes) {
     const xs = samples.get(kex)!;
