@@ -10,13 +10,11 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import ssh2 from 'ssh2';
-import type { Connection } from 'ssh2';
 import { DEFAULT_ALGORITHMS, checkAlgorithms } from '../../src/ssh/algorithms.ts';
 import { REPO } from '../helpers/paths.ts';
+import { ssh2Exec, startSsh2Server } from '../helpers/ssh2-peers.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -31,7 +29,6 @@ const constants = require('ssh2/lib/protocol/constants.js') as { SUPPORTED_KEX: 
 
 const SNTRUP = 'sntrup761x25519-sha512';
 const SNTRUP_OPENSSH = 'sntrup761x25519-sha512@openssh.com';
-const hostKey = ssh2.utils.generateKeyPairSync('ed25519').private;
 const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
 
 /** kat.c's randomness: one SHAKE-256 stream per vector, read in order. */
@@ -43,51 +40,6 @@ function katRandom(i: number): Random {
     pos += n;
     return out;
   };
-}
-
-/** A patched ssh2 server that accepts anyone and answers `exec` with the command's text. */
-async function startServer(kex: string[]): Promise<{ port: number; errors: Error[]; kex: string[]; close(): void }> {
-  const errors: Error[] = [];
-  const negotiated: string[] = [];
-  const server = new ssh2.Server({ hostKeys: [hostKey], algorithms: { kex: kex as ssh2.KexAlgorithm[] } }, (client: Connection) => {
-    client.on('error', (err) => errors.push(err));
-    client.on('handshake', (n) => negotiated.push(n.kex));
-    client.on('authentication', (ctx) => ctx.accept());
-    client.on('ready', () => {
-      client.on('session', (accept) => {
-        accept().on('exec', (acceptExec, _reject, info) => {
-          const channel = acceptExec();
-          channel.write(`ran ${info.command}\n`);
-          channel.exit(0);
-          channel.end();
-        });
-      });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as AddressInfo).port, errors, kex: negotiated, close: () => server.close() };
-}
-
-/** ssh2's own client: the negotiated kex and the exec output, or the error that ended it. */
-function ssh2Exec(port: number, kex: string[]): Promise<{ kex?: string; output?: string; error?: string }> {
-  return new Promise((resolve) => {
-    const client = new ssh2.Client();
-    let negotiated: string | undefined;
-    client.on('handshake', (n) => (negotiated = n.kex));
-    client.on('error', (err) => resolve({ kex: negotiated, error: err.message }));
-    client.on('ready', () => {
-      client.exec('probe', (err, channel) => {
-        if (err) return resolve({ kex: negotiated, error: err.message });
-        let output = '';
-        channel.on('data', (d: Buffer) => (output += d.toString()));
-        channel.on('close', () => {
-          client.end();
-          resolve({ kex: negotiated, output });
-        });
-      });
-    });
-    client.connect({ host: '127.0.0.1', port, username: 'u', algorithms: { kex: kex as ssh2.KexAlgorithm[] } });
-  });
 }
 
 function opensshExec(port: number, kex: string, command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -152,7 +104,7 @@ describe('ssh2 patch 005: sntrup761', () => {
   });
 
   it('ssh2 client and server agree on both names and move data', async () => {
-    const srv = await startServer([SNTRUP, SNTRUP_OPENSSH, 'curve25519-sha256']);
+    const srv = await startSsh2Server([SNTRUP, SNTRUP_OPENSSH, 'curve25519-sha256']);
     try {
       assert.deepEqual(await ssh2Exec(srv.port, [SNTRUP]), { kex: SNTRUP, output: 'ran probe\n' });
       assert.deepEqual(await ssh2Exec(srv.port, [SNTRUP_OPENSSH]), { kex: SNTRUP_OPENSSH, output: 'ran probe\n' });
@@ -163,7 +115,7 @@ describe('ssh2 patch 005: sntrup761', () => {
   });
 
   it("OpenSSH 9.2's client negotiates it under both names and runs a command", async () => {
-    const srv = await startServer([SNTRUP, SNTRUP_OPENSSH, 'curve25519-sha256']);
+    const srv = await startSsh2Server([SNTRUP, SNTRUP_OPENSSH, 'curve25519-sha256']);
     try {
       for (const kex of [SNTRUP_OPENSSH, SNTRUP]) {
         const r = await opensshExec(srv.port, kex, `echo ${kex}`);
@@ -179,7 +131,7 @@ describe('ssh2 patch 005: sntrup761', () => {
   });
 
   it('a malformed or bogus client key share fails that key exchange only; the server keeps serving', async () => {
-    const srv = await startServer([SNTRUP]);
+    const srv = await startSsh2Server([SNTRUP]);
     const keygen = sntrup761.keygen;
     try {
       // A share 100 bytes short is refused before any work.
