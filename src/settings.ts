@@ -423,7 +423,7 @@ export const SETTINGS = {
     group: 'The SSH front door',
     describe: 'Key exchange algorithms offered',
     doc: 'The key exchange algorithms offered; each name is checked against what the SSH library supports. See [security.md](security.md).',
-    defaultText: 'mlkem768x25519 (post-quantum), curve25519, DH group 16/18',
+    defaultText: 'mlkem768x25519 and sntrup761x25519 (post-quantum), curve25519, DH group 16/18',
     default: (): string[] | undefined => undefined,
     parse: list(text),
     list: true,

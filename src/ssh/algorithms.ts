@@ -22,14 +22,17 @@ export interface AlgorithmSet {
 }
 
 /**
- * Post-quantum hybrid first, as OpenSSH 10 (which warns from 10.1 on about servers without one);
- * clients without it fall back to curve25519. It exists only in our patched ssh2
- * (patches/, docs/ssh2-patches.md).
+ * Post-quantum hybrids first, in OpenSSH 10's order (which warns from 10.1 on about servers
+ * without one): ML-KEM, then Streamlined NTRU Prime for OpenSSH 8.5 to 9.8 (its default from
+ * 9.0, under both names); clients without either fall back to curve25519. They exist only in our
+ * patched ssh2 (patches/, docs/ssh2-patches.md).
  */
 export const PQ_KEX = 'mlkem768x25519-sha256';
+export const SNTRUP_KEX = ['sntrup761x25519-sha512', 'sntrup761x25519-sha512@openssh.com'];
+const PATCHED_KEX = [PQ_KEX, ...SNTRUP_KEX];
 
 export const DEFAULT_ALGORITHMS: AlgorithmSet = {
-  kex: [PQ_KEX, 'curve25519-sha256', 'curve25519-sha256@libssh.org', 'diffie-hellman-group18-sha512', 'diffie-hellman-group16-sha512'],
+  kex: [PQ_KEX, ...SNTRUP_KEX, 'curve25519-sha256', 'curve25519-sha256@libssh.org', 'diffie-hellman-group18-sha512', 'diffie-hellman-group16-sha512'],
   serverHostKey: ['ssh-ed25519', 'rsa-sha2-512', 'rsa-sha2-256'],
   // chacha20-poly1305 is safe here because strict kex is always on.
   cipher: ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com', 'aes256-ctr', 'aes192-ctr', 'aes128-ctr'],
@@ -51,8 +54,9 @@ export const SERVER_SIG_ALGS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha
 
 /** Checks a configured set against what this ssh2 build can do; the error names the setting. */
 export function checkAlgorithms(set: AlgorithmSet): void {
-  if (set.kex.includes(PQ_KEX) && !SUPPORTED.kex.includes(PQ_KEX)) {
-    throw new Error(`kex: "${PQ_KEX}" needs the patched ssh2 from patches/ (run npm ci, which applies them), or leave it out with --kex`);
+  const unpatched = PATCHED_KEX.find((name) => set.kex.includes(name) && !SUPPORTED.kex.includes(name));
+  if (unpatched) {
+    throw new Error(`kex: "${unpatched}" needs the patched ssh2 from patches/ (run npm ci, which applies them), or leave it out with --kex`);
   }
   for (const key of Object.keys(SUPPORTED) as Array<keyof AlgorithmSet>) {
     if (set[key].length === 0) throw new Error(`algorithms.${key}: at least one algorithm is needed`);

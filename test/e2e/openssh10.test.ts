@@ -34,9 +34,9 @@ function keyInRoot(key: ClientKey): string {
   return `/${path.relative(root, dir)}/id`;
 }
 
-function chrootSsh(port: number, keyPath: string, command: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function chrootSsh(port: number, keyPath: string, command: string, extra: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
   return run('chroot', [
-    root, 'ssh', '-v', '-F', '/dev/null', '-p', String(port), '-i', keyPath, '-o', 'IdentitiesOnly=yes',
+    root, 'ssh', '-v', ...extra, '-F', '/dev/null', '-p', String(port), '-i', keyPath, '-o', 'IdentitiesOnly=yes',
     '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes',
     '-o', 'ConnectTimeout=20', 'x@127.0.0.1', command,
   ]);
@@ -57,7 +57,7 @@ describe('OpenSSH 10 and ssh-audit 3.3 (Debian 13)', () => {
     assert.equal(setup.code, 0, `Debian 13 root: ${setup.stdout}${setup.stderr}`);
   });
 
-  it('OpenSSH 10 negotiates mlkem768x25519-sha256 and gets no post-quantum warning; OpenSSH 9.2 still gets curve25519', async () => {
+  it('OpenSSH 10 negotiates mlkem768x25519-sha256 and gets no post-quantum warning; OpenSSH 9.2 gets sntrup761x25519, and curve25519 without it', async () => {
     const b = await startTestBridge();
     try {
       const v10 = await chrootSsh(b.port, keyInRoot(b.key), 'echo pq');
@@ -68,10 +68,43 @@ describe('OpenSSH 10 and ssh-audit 3.3 (Debian 13)', () => {
       assert.equal(v10.code, 0);
       assert.match(v10.stderr, /server-sig-algs=<ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256>/);
 
-      const v9 = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo classic', extraArgs: ['-o', 'LogLevel=DEBUG1'] });
+      // Debian 12's 9.2 lists sntrup761x25519-sha512 first: it gets a post-quantum exchange too.
+      const v9 = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo nine', extraArgs: ['-o', 'LogLevel=DEBUG1'] });
       assert.match(v9.stderr, /OpenSSH_9\.2/);
-      assert.match(v9.stderr, /kex: algorithm: curve25519-sha256\r?\n/);
-      assert.equal(v9.stdout.toString(), 'classic\n');
+      assert.match(v9.stderr, /kex: algorithm: sntrup761x25519-sha512\r?\n/);
+      assert.equal(v9.stdout.toString(), 'nine\n');
+
+      const classic = await runSsh({
+        port: b.port, key: b.key, login: 'x', command: 'echo classic',
+        extraArgs: ['-o', 'LogLevel=DEBUG1', '-o', 'KexAlgorithms=curve25519-sha256'],
+      });
+      assert.match(classic.stderr, /kex: algorithm: curve25519-sha256\r?\n/);
+      assert.equal(classic.stdout.toString(), 'classic\n');
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('OpenSSH 10.0 and 9.2 negotiate sntrup761x25519-sha512 under both names when asked to, and run a command', async () => {
+    const b = await startTestBridge();
+    try {
+      const keyPath = keyInRoot(b.key);
+      for (const kex of ['sntrup761x25519-sha512@openssh.com', 'sntrup761x25519-sha512']) {
+        const v10 = await chrootSsh(b.port, keyPath, `echo ten ${kex}`, ['-o', `KexAlgorithms=${kex}`]);
+        assert.match(v10.stderr, /OpenSSH_10\./);
+        assert.ok(v10.stderr.includes(`kex: algorithm: ${kex}\n`) || v10.stderr.includes(`kex: algorithm: ${kex}\r\n`), v10.stderr);
+        assert.equal(v10.stdout, `ten ${kex}\n`);
+        assert.equal(v10.code, 0);
+
+        const v9 = await runSsh({
+          port: b.port, key: b.key, login: 'x', command: `echo nine ${kex}`,
+          extraArgs: ['-o', 'LogLevel=DEBUG1', '-o', `KexAlgorithms=${kex}`],
+        });
+        assert.match(v9.stderr, /OpenSSH_9\.2/);
+        assert.ok(v9.stderr.includes(`kex: algorithm: ${kex}\n`) || v9.stderr.includes(`kex: algorithm: ${kex}\r\n`), v9.stderr);
+        assert.equal(v9.stdout.toString(), `nine ${kex}\n`);
+        assert.equal(v9.code, 0);
+      }
     } finally {
       await b.close();
     }
@@ -89,6 +122,8 @@ describe('OpenSSH 10 and ssh-audit 3.3 (Debian 13)', () => {
     try {
       const audit = await run('chroot', [root, 'ssh-audit', '-n', '-p', String(b.port), '127.0.0.1']);
       assert.match(audit.stdout, /^\(kex\) mlkem768x25519-sha256 /m, audit.stdout);
+      assert.match(audit.stdout, /^\(kex\) sntrup761x25519-sha512 /m, audit.stdout);
+      assert.match(audit.stdout, /^\(kex\) sntrup761x25519-sha512@openssh\.com /m, audit.stdout);
       assert.match(audit.stdout, /^\(kex\) kex-strict-s-v00@openssh\.com /m, 'strict key exchange stays on');
       assert.match(audit.stdout, /^\(key\) rsa-sha2-512 \(3072-bit\)/m);
       const findings = audit.stdout.split('\n').filter((l) => /\[(fail|warn)\]/.test(l));

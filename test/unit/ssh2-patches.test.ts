@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import ssh2 from 'ssh2';
 import type { Connection } from 'ssh2';
+import { ssh2Exec, startSsh2Server } from '../helpers/ssh2-peers.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -27,49 +28,6 @@ const mlkemModule = require('ssh2/lib/protocol/mlkem.js') as {
 const constants = require('ssh2/lib/protocol/constants.js') as { SUPPORTED_KEX: string[]; DEFAULT_KEX: string[] };
 
 const hostKey = ssh2.utils.generateKeyPairSync('ed25519').private;
-
-/** A patched ssh2 server that accepts anyone and answers `exec` with the command's text. */
-async function startServer(kex: string[]): Promise<{ port: number; errors: Error[]; close(): void }> {
-  const errors: Error[] = [];
-  const server = new ssh2.Server({ hostKeys: [hostKey], algorithms: { kex: kex as ssh2.KexAlgorithm[] } }, (client: Connection) => {
-    client.on('error', (err) => errors.push(err));
-    client.on('authentication', (ctx) => ctx.accept());
-    client.on('ready', () => {
-      client.on('session', (accept) => {
-        accept().on('exec', (acceptExec, _reject, info) => {
-          const channel = acceptExec();
-          channel.write(`ran ${info.command}\n`);
-          channel.exit(0);
-          channel.end();
-        });
-      });
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as AddressInfo).port, errors, close: () => server.close() };
-}
-
-/** ssh2's own client: the negotiated kex and the exec output, or the error that ended it. */
-function ssh2Exec(port: number, kex: string[]): Promise<{ kex?: string; output?: string; error?: string }> {
-  return new Promise((resolve) => {
-    const client = new ssh2.Client();
-    let negotiated: string | undefined;
-    client.on('handshake', (n) => (negotiated = n.kex));
-    client.on('error', (err) => resolve({ kex: negotiated, error: err.message }));
-    client.on('ready', () => {
-      client.exec('probe', (err, channel) => {
-        if (err) return resolve({ kex: negotiated, error: err.message });
-        let output = '';
-        channel.on('data', (d: Buffer) => (output += d.toString()));
-        channel.on('close', () => {
-          client.end();
-          resolve({ kex: negotiated, output });
-        });
-      });
-    });
-    client.connect({ host: '127.0.0.1', port, username: 'u', algorithms: { kex: kex as ssh2.KexAlgorithm[] } });
-  });
-}
 
 describe('ssh2 patch 002: mlkem768x25519-sha256', () => {
   it('ML-KEM-768 backend passes the FIPS 203 accumulated known-answer test (100 vectors, as Go crypto/mlkem)', () => {
@@ -113,7 +71,7 @@ describe('ssh2 patch 002: mlkem768x25519-sha256', () => {
   });
 
   it('ssh2 client and server agree on it and move data; a curve25519-only peer still connects', async () => {
-    const srv = await startServer(['mlkem768x25519-sha256', 'curve25519-sha256']);
+    const srv = await startSsh2Server(['mlkem768x25519-sha256', 'curve25519-sha256']);
     try {
       assert.deepEqual(await ssh2Exec(srv.port, ['mlkem768x25519-sha256', 'curve25519-sha256']), {
         kex: 'mlkem768x25519-sha256',
@@ -126,7 +84,7 @@ describe('ssh2 patch 002: mlkem768x25519-sha256', () => {
   });
 
   it('a malformed client key share fails that key exchange only; the server keeps serving', async () => {
-    const srv = await startServer(['mlkem768x25519-sha256']);
+    const srv = await startSsh2Server(['mlkem768x25519-sha256']);
     const impl = mlkemModule.mlkem768!;
     const keygen = impl.keygen;
     try {
@@ -154,7 +112,7 @@ describe('ssh2 patch 002: mlkem768x25519-sha256', () => {
 
 describe('ssh2 patch 001: server-sig-algs', () => {
   it('advertises SHA-2 user signature algorithms only, comma-separated, to the real OpenSSH client', async () => {
-    const srv = await startServer(['curve25519-sha256']);
+    const srv = await startSsh2Server(['curve25519-sha256']);
     try {
       const stderr = await new Promise<string>((resolve) => {
         const child = spawn('ssh', [
