@@ -26,7 +26,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startTestDockerd, type TestDockerd } from '../helpers/dockerd.ts';
 import { freePort } from '../helpers/haproxy.ts';
-import { REPO } from '../helpers/paths.ts';
+import { CODE, REPO } from '../helpers/paths.ts';
 import { InteractiveSsh, makeClientKey, runSsh, type ClientKey } from '../helpers/ssh-client.ts';
 
 const ROOTS = { runtime: '/var/cache/podbridge/bookworm-node-root', build: '/var/cache/podbridge/bookworm-node-build-root' };
@@ -193,7 +193,10 @@ before(async () => {
 });
 
 after(async () => {
+  // The runner shows a passing file's output only on failure: the figures also go to a file
+  // that .ci/run prints (build/image-figures.json).
   console.log(`image figures: ${JSON.stringify(figures)}`);
+  fs.writeFileSync(path.join(CODE, 'image-figures.json'), `${JSON.stringify(figures, null, 2)}\n`);
   await dockerd?.stop();
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
@@ -270,6 +273,8 @@ describe('the production image', () => {
     walk(path.join(root, 'etc'));
     console.log(`native modules in the image:\n  ${natives.join('\n  ')}`);
     console.log(`binaries of the base image holding a PEM private key block: ${baseBinaries.join(', ') || 'none'}`);
+    figures.nativeModules = natives.join('; ');
+    figures.baseBinariesWithKeyBlocks = baseBinaries.join('; ') || 'none';
     assert.deepEqual(keys, [], `private keys in the image: ${keys.join(', ')}`);
     assert.deepEqual(appKeys, []);
     assert.deepEqual(foreign, [], `binaries for other platforms: ${foreign.join(', ')}`);
