@@ -167,7 +167,17 @@ function loadHostKeyFile(file: string, generated: boolean): HostKey {
   if (!st.isFile()) throw new Error(`host key ${file} is not a regular file`);
   const problem = permissionProblem(st);
   if (problem !== null) throw new Error(`host key ${file} ${problem}`);
-  const pem = fs.readFileSync(file);
+  let pem: Buffer;
+  try {
+    pem = fs.readFileSync(file);
+  } catch (err) {
+    // The usual case: a Secret mounted 0400 is root's alone, and the bridge does not run as root.
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
+    const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+    throw new Error(
+      `host key ${file} cannot be read by this process (uid ${process.getuid?.() ?? '?'}; mode ${mode}, owner ${st.uid}, group ${st.gid}); in Kubernetes mount the Secret with defaultMode: 0440 and the pod's securityContext.fsGroup`,
+    );
+  }
   const key = parsePublicKey(pem);
   if (!key || !key.isPrivateKey()) {
     throw new Error(`host key ${file} is not an unencrypted OpenSSH/PEM private key; generate one with: podbridge keygen ${file}`);

@@ -7,6 +7,11 @@
  * Loopback addresses stand for three machines: the client binds 127.0.0.2, HAProxy connects to
  * the replicas from 127.0.0.3 (the only address in --proxy-protocol-from), the replicas listen on
  * 127.0.0.1.
+ *
+ * Behind the balancer, authorized_keys `from="…"` and certificate `source-address` are matched
+ * against the client address from the PROXY header: each pattern below lets the balancer's own
+ * address in and the client's out (or the reverse), so a bridge that matched the socket's
+ * address would fail every one of those tests.
  */
 // test-budget: file 240 s, test 120 s
 import assert from 'node:assert/strict';
@@ -18,7 +23,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startBridgeProcess, type BridgeProcess } from '../helpers/bridge-process.ts';
 import { freePort, startHaproxy, type HaproxyProcess } from '../helpers/haproxy.ts';
-import { InteractiveSsh, makeClientKey, runSsh, type ClientKey } from '../helpers/ssh-client.ts';
+import { InteractiveSsh, makeClientKey, runSsh, type ClientKey, type SshResult } from '../helpers/ssh-client.ts';
 
 const CLIENT = '127.0.0.2';
 const BALANCER = '127.0.0.3';
@@ -187,5 +192,106 @@ describe('two replicas behind HAProxy', () => {
     } finally {
       for (const t of terms) t?.kill();
     }
+  });
+});
+
+describe('from= and certificate source-address behind HAProxy', () => {
+  let gate: BridgeProcess;
+  let balancer: HaproxyProcess;
+  let port: number;
+  const near = makeClientKey('near@client');
+  const far = makeClientKey('far@client');
+  const bobKey = makeClientKey('bob@client');
+  let caFile: string;
+
+  /** bob's key with a certificate from the test CA (real ssh-keygen), restricted to `sources`. */
+  function certified(name: string, sources: string): { key: ClientKey; args: string[] } {
+    const keyFile = path.join(dir, `bob-${name}`);
+    fs.copyFileSync(bobKey.keyFile, keyFile);
+    fs.chmodSync(keyFile, 0o600);
+    fs.copyFileSync(`${bobKey.keyFile}.pub`, `${keyFile}.pub`);
+    execFileSync('ssh-keygen', ['-q', '-s', caFile, '-I', `bob-${name}`, '-n', 'bob', '-V', '-5m:+1h', '-O', `source-address=${sources}`, `${keyFile}.pub`]);
+    return { key: { dir, keyFile, publicLine: fs.readFileSync(`${keyFile}.pub`, 'utf8').trim() }, args: ['-o', `CertificateFile=${keyFile}-cert.pub`] };
+  }
+
+  const viaBalancer = (key: ClientKey, command: string, extraArgs: string[] = []): Promise<SshResult> =>
+    runSsh({ port, key, login: 'team.pod', command, extraArgs: ['-b', CLIENT, ...extraArgs] });
+
+  async function refusedWith(r: SshResult, reason: string): Promise<void> {
+    assert.equal(r.code, 255);
+    assert.equal(r.stdout.length, 0);
+    assert.match(r.stderr, /Permission denied \(publickey\)/);
+    // The log line names the reason, then which identity's key or which CA it was.
+    await until(() => gate.logs.some((l) => String(l.msg).startsWith(`auth refused: ${reason}`)), `the log line "auth refused: ${reason}"; seen: ${JSON.stringify(gate.logs.filter((l) => String(l.msg).startsWith('auth refused')).map((l) => l.msg))}`);
+  }
+
+  before(async () => {
+    caFile = path.join(dir, 'user_ca');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'test-user-ca', '-f', caFile]);
+    const policy = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(
+      policy,
+      [
+        'version: 1',
+        'identities:',
+        '  - name: near',
+        '    keys:',
+        // Only the client's own address: the balancer's (127.0.0.3) would not match.
+        `      - from="${CLIENT}" ${near.publicLine}`,
+        '  - name: far',
+        '    keys:',
+        // Everything on loopback (the balancer included) except the client.
+        `      - from="!${CLIENT},127.0.0.0/8" ${far.publicLine}`,
+        '  - name: bob',
+        '    principals: [bob]',
+        'certificateAuthorities:',
+        '  - name: test',
+        `    key: ${fs.readFileSync(`${caFile}.pub`, 'utf8').trim()}`,
+        'rules:',
+        '  - identities: [near, far, bob]',
+        '    namespaces: ["*"]',
+        '    pods: ["*"]',
+        '    commands: true',
+        '',
+      ].join('\n'),
+    );
+    gate = await startBridgeProcess({
+      hostKey: [path.join(dir, 'ssh_host_ed25519_key')],
+      policy,
+      proxyProtocolFrom: [BALANCER],
+      logLevel: 'info',
+    });
+    port = await freePort();
+    balancer = await startHaproxy(
+      ['defaults', '  mode tcp', '  timeout connect 2s', '  timeout client 60s', '  timeout server 60s', 'frontend ssh', `  bind 127.0.0.1:${port}`, '  default_backend gate', 'backend gate', `  source ${BALANCER}`, `  server g 127.0.0.1:${gate.port} send-proxy-v2`, ''].join('\n'),
+      [port],
+    );
+  });
+
+  after(async () => {
+    await balancer?.stop();
+    await gate?.stop();
+  });
+
+  it('from= naming the client\'s address lets the key in through the balancer', async () => {
+    const r = await viaBalancer(near, 'echo near-in');
+    assert.equal(r.stdout.toString(), 'near-in\n', r.stderr);
+    assert.equal(r.code, 0);
+  });
+
+  it('from= that excludes the client refuses the key, although it allows the balancer\'s address', async () => {
+    await refusedWith(await viaBalancer(far, 'echo far-in'), `source address ${CLIENT} is not allowed by from="!${CLIENT},127.0.0.0/8" (identity "far"`);
+  });
+
+  it('a certificate whose source-address is the client\'s address is accepted through the balancer', async () => {
+    const c = certified('client-only', `${CLIENT}/32`);
+    const r = await viaBalancer(c.key, 'echo cert-in', c.args);
+    assert.equal(r.stdout.toString(), 'cert-in\n', r.stderr);
+    assert.equal(r.code, 0);
+  });
+
+  it('a certificate whose source-address is only the balancer\'s address is refused', async () => {
+    const c = certified('balancer-only', `${BALANCER}/32`);
+    await refusedWith(await viaBalancer(c.key, 'echo cert-in', c.args), `source address ${CLIENT} not in certificate source-address [${BALANCER}/32]`);
   });
 });

@@ -39,7 +39,12 @@ const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 /** Legacy `scp -O` runs `scp -t` in the container. */
 const SCP = '/usr/bin/scp';
 
-export async function startTestDockerd(options: { tls?: boolean } = {}): Promise<TestDockerd> {
+/**
+ * `storageDriver`: vfs (default) copies a whole root filesystem for every container, which is
+ * fine for the small test images; overlay2 is for building a real image (test/image), where
+ * vfs copies hundreds of MB for each Dockerfile instruction.
+ */
+export async function startTestDockerd(options: { tls?: boolean; storageDriver?: 'vfs' | 'overlay2' } = {}): Promise<TestDockerd> {
   for (const [file, pkg] of [['dockerd', 'docker.io'], ['docker', 'docker.io']] as const) {
     if (!onPath(file)) throw new Error(`${file} not found on PATH: install Debian's ${pkg} (apt-get install ${pkg}); the Docker tests need a real Engine`);
   }
@@ -63,7 +68,7 @@ export async function startTestDockerd(options: { tls?: boolean } = {}): Promise
     child = spawn(
       'dockerd',
       [
-        '--storage-driver=vfs',
+        `--storage-driver=${options.storageDriver ?? 'vfs'}`,
         '--iptables=false',
         '--ip-masq=false',
         '--bridge=none',
