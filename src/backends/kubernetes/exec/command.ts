@@ -43,13 +43,10 @@ pb_report; unset -f pb_report; unset pb_s`;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/**
- * Names the wrapper uses for itself. After the exports it keeps no state in variables at all
- * (a client that may set a variable the wrapper reads could change what runs, bypassing a
- * forced command: issue 15); these prefixes are still reserved, and config validation refuses
- * `--accept-env` patterns that could match them (config.ts).
- */
-export const WRAPPER_RESERVED_PREFIXES = ['PODBRIDGE_', 'pb_'] as const;
+// The names the wrapper uses for itself (`PODBRIDGE_*`, `pb_*`) are reserved in
+// env-patterns.ts (WRAPPER_RESERVED_PREFIXES). After the exports it keeps no state in variables
+// at all: a client that may set a variable the wrapper reads could change what runs, bypassing a
+// forced command (issue 15).
 
 /** Ends the KEY=VALUE arguments: never one of them (each holds a '='). */
 const END_OF_ENV = '--';
