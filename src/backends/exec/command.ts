@@ -7,8 +7,8 @@
  * Every value travels as a positional argument and is only ever expanded inside double quotes,
  * so no value is ever parsed as shell text.
  */
-import type { ProcessSpec } from '../../backend.ts';
-import { execSimpleCommand } from '../../simple-command.ts';
+import type { ProcessSpec } from '../backend.ts';
+import { execSimpleCommand } from '../simple-command.ts';
 
 /** The wrapper's `$0`, so its own rare error messages say who is talking. */
 const WRAPPER_NAME = 'podbridge';
