@@ -8,7 +8,7 @@ import { toBridgeError } from '../../errors.ts';
 import { streamOnlyProcessControl, type ScriptRunner } from '../kubernetes/control/process-control.ts';
 import { finishScript } from '../script-run.ts';
 import type { EngineClient } from './engine.ts';
-import type { DockerPlace } from './errors.ts';
+import type { DockerPlace } from './docker-errors.ts';
 import { startExec } from './exec-start.ts';
 
 export function dockerScriptRunner(engine: EngineClient, place: DockerPlace, log: Logger): ScriptRunner {

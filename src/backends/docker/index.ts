@@ -29,7 +29,7 @@ import {
 import { dockerScriptRunner } from './control-exec.ts';
 import { resolveEndpoint, type EndpointOptions, type ResolvedEndpoint } from './endpoint.ts';
 import { EngineClient } from './engine.ts';
-import { engineFailure, placeDetail, where, type DockerPlace } from './errors.ts';
+import { engineFailure, placeDetail, where, type DockerPlace } from './docker-errors.ts';
 import { startExec, type DockerExecTimings } from './exec-start.ts';
 import { inspectNow, notRunning, resolveDocker, type ContainerInspect } from './resolve.ts';
 

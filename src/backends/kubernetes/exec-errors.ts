@@ -6,7 +6,7 @@
 import { BridgeError } from '../../errors.ts';
 import type { ExecWords } from '../exec/exec-process.ts';
 import { isMissingShell, oneLine } from './api/status.ts';
-import type { ExecTarget } from './api/resolve.ts';
+import type { ExecTarget } from './api/target-resolution.ts';
 
 export function where(t: ExecTarget): string {
   return `container "${t.container}" in pod "${t.pod}" in namespace "${t.namespace}"`;

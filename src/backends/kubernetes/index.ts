@@ -31,7 +31,7 @@ import {
 } from './control/process-control.ts';
 import { directArgv } from '../exec/plain-command.ts';
 import { startUnderWrapper } from '../exec/shell-fallback.ts';
-import { resolveTargetWithPod, type ExecTarget } from './api/resolve.ts';
+import { resolveTargetWithPod, type ExecTarget } from './api/target-resolution.ts';
 import { createPortForwarder } from './portforward/port-forward.ts';
 
 export { findKubeconfig, type FoundKubeconfig } from './api/kubeconfig.ts';

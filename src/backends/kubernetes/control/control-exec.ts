@@ -11,7 +11,7 @@ import { ExecProcess } from '../../exec/exec-process.ts';
 import { kubernetesExecWords } from '../exec-errors.ts';
 import { streamOnlyProcessControl, type ScriptRunner } from './process-control.ts';
 import { finishScript } from '../../script-run.ts';
-import type { ExecTarget } from '../api/resolve.ts';
+import type { ExecTarget } from '../api/target-resolution.ts';
 
 export function execScriptRunner(api: KubeApiClient, headers: RequestHeaders, target: ExecTarget, log: Logger): ScriptRunner {
   return async (argv, timeoutMs) => {
