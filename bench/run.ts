@@ -205,7 +205,7 @@ async function main(): Promise<void> {
     const jiffiesStart = cpuJiffies();
     if ((loadStart[0] ?? 0) > 1.5) progress(`note: load average ${loadStart[0]} — other work is running; absolute figures will be low, ratios (alternating rounds) hold better`);
     if (values.cipher) setClientOptions(['-c', values.cipher]);
-    const key = await makeClientKey(path.join(work, 'client'));
+    const key = makeClientKey('bench@podbridge', 'ed25519', path.join(work, 'client'));
     const sshdAvail = await ensureSshd(progress);
     const kubectlAvail = kubectlAvailability();
 

@@ -5,9 +5,8 @@
  * wrote it, by the table.
  */
 import { z } from 'zod';
-import { WRAPPER_RESERVED_PREFIXES } from './backends/kubernetes/exec/command.ts';
 import { DEFAULT_ALGORITHMS, checkAlgorithms } from './ssh/algorithms.ts';
-import { globCanMatchPrefix } from './env-patterns.ts';
+import { globCanMatchPrefix, WRAPPER_RESERVED_PREFIXES } from './env-patterns.ts';
 import { describeSource, resolveSettings, SettingError, type Layers, type Resolved, type SettingName, type SettingsInput } from './settings.ts';
 
 export { DEFAULT_HOST_KEY, DEFAULT_PORT, defaultAuthorizedKeys, parseListen, type ListenAddress } from './settings.ts';

@@ -1,2 +1,2 @@
 /** Who is behind an SSH connection: defined with the access policy that produces it. */
-export type { Identity } from './policy/identity.ts';
+export type { Identity } from './policy/identities.ts';

@@ -7,14 +7,14 @@
  * exec process on top of the channel.
  */
 import WebSocket from 'ws';
-import { buildExecCommand } from '../../src/backends/kubernetes/exec/command.ts';
+import { buildExecCommand } from '../../src/backends/exec/command.ts';
 import { Channel } from '../../src/backends/kubernetes/channel/websocket-frames.ts';
 import { KubeApiClient } from '../../src/backends/kubernetes/api/client.ts';
 import { loadKubeconfig } from '../../src/backends/kubernetes/api/kubeconfig.ts';
 import type { ClientRequestArgs } from 'node:http';
 import type { PodTarget } from './cluster.ts';
 import { connectSpdy } from '../../src/backends/kubernetes/channel/spdy-connect.ts';
-import type { ChannelTransport } from '../../src/backends/kubernetes/channel/transport.ts';
+import type { ChannelTransport } from '../../src/backends/exec/transport.ts';
 
 const { stdin: STDIN, stdout: STDOUT, stderr: STDERR, status: STATUS, resize: RESIZE, close: CLOSE } = Channel;
 

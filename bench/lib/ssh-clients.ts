@@ -5,24 +5,12 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { Client, ClientChannel } from 'ssh2';
+import { sshArgs as baseSshArgs, type ClientKey } from '../../test/helpers/openssh-args.ts';
 import { run, startChild } from './proc.ts';
 
-export interface ClientKey {
-  file: string;
-  privateKey: Buffer;
-  publicLine: string;
-}
-
-export async function makeClientKey(dir: string): Promise<ClientKey> {
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, 'id_ed25519');
-  const r = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench@podbridge', '-f', file], { timeoutMs: 20_000 });
-  if (r.code !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
-  return { file, privateKey: fs.readFileSync(file), publicLine: fs.readFileSync(`${file}.pub`, 'utf8').trim() };
-}
+export { makeClientKey, type ClientKey } from '../../test/helpers/openssh-args.ts';
 
 /** Where an SSH client connects: port and login name (the bridge's is the target). */
 export interface SshEndpoint {
@@ -37,21 +25,11 @@ export function setClientOptions(opts: readonly string[]): void {
   clientOptions.splice(0, clientOptions.length, ...opts);
 }
 
+/** The tests' OpenSSH options plus the run's own, a longer connect timeout (a loaded machine)
+ *  and no connection sharing (each measured connection pays its own handshake). */
 export function sshArgs(ep: SshEndpoint, key: ClientKey, extra: readonly string[] = []): string[] {
   return [
-    ...extra,
-    ...clientOptions,
-    '-F', '/dev/null',
-    '-p', String(ep.port),
-    '-i', key.file,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'StrictHostKeyChecking=no',
-    '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'BatchMode=yes',
-    '-o', 'LogLevel=ERROR',
-    '-o', 'ConnectTimeout=20',
-    '-o', 'ControlMaster=no',
-    '-o', 'ControlPath=none',
+    ...baseSshArgs(ep.port, key, [...extra, ...clientOptions, '-o', 'ConnectTimeout=20', '-o', 'ControlMaster=no', '-o', 'ControlPath=none']),
     `${ep.user}@127.0.0.1`,
   ];
 }
@@ -145,6 +123,14 @@ export function opensshCountedDownload(ep: SshEndpoint, key: ClientKey, command:
 
 // ---- ssh2 Client ----------------------------------------------------------------------------
 
+/** Read once per key: the scale scenario connects thousands of times. */
+const privateKeys = new Map<string, Buffer>();
+function privateKeyOf(key: ClientKey): Buffer {
+  let k = privateKeys.get(key.keyFile);
+  if (!k) privateKeys.set(key.keyFile, (k = fs.readFileSync(key.keyFile)));
+  return k;
+}
+
 export async function ssh2Connect(ep: SshEndpoint, key: ClientKey, timeoutMs = 30_000): Promise<Client> {
   const client = new ssh2.Client();
   await new Promise<void>((resolve, reject) => {
@@ -163,7 +149,7 @@ export async function ssh2Connect(ep: SshEndpoint, key: ClientKey, timeoutMs = 3
       host: '127.0.0.1',
       port: ep.port,
       username: ep.user,
-      privateKey: key.privateKey,
+      privateKey: privateKeyOf(key),
       readyTimeout: timeoutMs,
       hostVerifier: () => true,
       keepaliveInterval: 0,

@@ -5,11 +5,11 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Cluster } from './cluster.ts';
-import { run, sleep, startChild, stopChild, which } from './proc.ts';
+import { freePort, waitForPort } from '../../test/helpers/ports.ts';
+import { run, startChild, stopChild, which } from './proc.ts';
 
 export interface Availability {
   available: boolean;
@@ -46,34 +46,6 @@ export interface Sshd {
   port: number;
   user: string;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-export async function waitForPort(port: number, deadlineMs: number): Promise<boolean> {
-  const until = Date.now() + deadlineMs;
-  while (Date.now() < until) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return true;
-    await sleep(50);
-  }
-  return false;
 }
 
 export interface SshdOptions {

@@ -14,7 +14,7 @@ import { writeDiscoveryCache } from '../lib/cluster.ts';
 import { alternate, errorOf, type BenchContext, type PathError } from '../lib/context.ts';
 import { startChild, stopChild } from '../lib/proc.ts';
 import { sshArgs } from '../lib/ssh-clients.ts';
-import { freePort, waitForPort } from '../lib/sshd.ts';
+import { freePort, waitForPort } from '../../test/helpers/ports.ts';
 import { summarize, type Summary } from '../lib/stats.ts';
 import type { ChildProcess } from 'node:child_process';
 

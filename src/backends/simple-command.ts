@@ -12,7 +12,7 @@
  * would change from the shell's to /bin/echo). Everything else runs exactly as written. The
  * PID stays the same either way (`exec`), so the PID report and the cleanup rules hold.
  */
-import { plainCommandWords } from './kubernetes/exec/plain-command.ts';
+import { plainCommandWords } from './exec/plain-command.ts';
 
 /** Builtins and keywords of POSIX sh, dash, bash and busybox ash: these must run in the shell. */
 const SHELL_WORDS = new Set(

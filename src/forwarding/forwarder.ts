@@ -16,7 +16,7 @@ import { authorize, type Identity, type PolicySource } from '../policy/index.ts'
 import { permitOpenAllows } from '../policy/permit-open.ts';
 import { formatTarget, type Target } from '../target.ts';
 import { destinationRefusal, meansThePod, printable } from './destination.ts';
-import { OpenFailure, rejectWithReason, type OpenFailureCode } from './open-failure.ts';
+import { OpenFailure, refuseChannel, type OpenFailureCode } from './open-failure.ts';
 
 /** Forwarded connections open at once on one SSH connection; more are refused (resource shortage)
  *  so one client cannot make the bridge hold unbounded buffers and pod connections. */
@@ -83,7 +83,7 @@ export class ConnectionForwarding {
       bytesFromPod: 0,
       durationMs: 0,
     });
-    rejectWithReason(ctx.client, reject, code, reason);
+    refuseChannel(reject, code, reason);
   }
 
   private targetName(): string {

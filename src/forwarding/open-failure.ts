@@ -1,10 +1,7 @@
 /**
- * SSH_MSG_CHANNEL_OPEN_FAILURE with a description the user can read. ssh2's `reject()` for a
- * channel open always sends an empty description (and picks the reason code itself), so the
- * user would see only "open failed: connect failed". Its reject calls the connection's
- * `_protocol.channelOpenFail(recipient, reason, desc)` synchronously; we wrap that method once
- * per connection and fill in the code and text of the rejection in progress. Kept in this one
- * file so that an ssh2 patch that takes a description can replace it.
+ * SSH_MSG_CHANNEL_OPEN_FAILURE with a description the user can read (OpenSSH prints it after
+ * "open failed: connect failed: "). ssh2 1.17's `reject()` always sent an empty description;
+ * our patch 007 (patches/, docs/ssh2-patches.md) lets it take the reason code and the text.
  */
 import type { Connection } from 'ssh2';
 
@@ -19,35 +16,17 @@ export const OpenFailure = {
 
 export type OpenFailureCode = (typeof OpenFailure)[keyof typeof OpenFailure];
 
-interface ProtocolLike {
-  channelOpenFail(recipient: number, reason: number, desc?: string): void;
+/** ssh2's channel `reject` as patch 007 makes it (@types/ssh2 knows only `() => void`). */
+type RejectWithReason = (reason?: number, description?: string) => void;
+
+/** Refuses a channel open so that the client receives `code` and `text`. The description is one
+ *  line of printable ASCII (OpenSSH prints it raw on the user's terminal). */
+export function refuseChannel(reject: () => void, code: OpenFailureCode, text: string): void {
+  (reject as RejectWithReason)(code, text.replace(/[^\x20-\x7e]/g, '?').slice(0, 500));
 }
 
-const installed = new WeakSet<object>();
-let pending: { code: OpenFailureCode; text: string } | null = null;
-
-function install(client: Connection): boolean {
-  const proto = (client as unknown as { _protocol?: ProtocolLike })._protocol;
-  if (proto === undefined || typeof proto.channelOpenFail !== 'function') return false;
-  if (installed.has(proto)) return true;
-  const original = proto.channelOpenFail.bind(proto);
-  proto.channelOpenFail = (recipient: number, reason: number, desc?: string) => {
-    const mine = pending;
-    pending = null;
-    if (mine === null) return original(recipient, reason, desc);
-    return original(recipient, mine.code, mine.text);
-  };
-  installed.add(proto);
-  return true;
-}
-
-/** Calls ssh2's `reject` so that the client receives `code` and `text`. The description is
- *  one line of printable ASCII (OpenSSH prints it raw on the user's terminal). */
-export function rejectWithReason(client: Connection, reject: () => void, code: OpenFailureCode, text: string): void {
-  if (install(client)) pending = { code, text: text.replace(/[^\x20-\x7e]/g, '?').slice(0, 500) };
-  try {
-    reject();
-  } finally {
-    pending = null;
-  }
+/** refuseChannel for callers written when this wrapped a private ssh2 method and needed the
+ *  connection (src/ssh/connection.ts, being rewritten in parallel); `client` is not used. */
+export function rejectWithReason(_client: Connection, reject: () => void, code: OpenFailureCode, text: string): void {
+  refuseChannel(reject, code, text);
 }

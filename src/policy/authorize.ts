@@ -18,7 +18,7 @@
 import type { DockerFacts } from '../backends/backend.ts';
 import { formatDockerRef, type Target, type TargetRef } from '../target.ts';
 import { anyGlobMatches, globMatch } from './glob.ts';
-import type { Identity } from './identity.ts';
+import type { Identity } from './identities.ts';
 import type { Action, Capabilities, Policy, PolicyIdentity, Rule } from './types.ts';
 
 /** A Target whose namespace the server already resolved (`target.namespace ?? default`). */

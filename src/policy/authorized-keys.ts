@@ -9,8 +9,8 @@
  * bridge cannot honour (permitlisten=, environment=...) is skipped too: ignoring the option
  * would grant more than the line says.
  */
-import { parseAuthorizedKeys } from '../ssh/authorized-keys.ts';
-import { weakKeyProblem } from '../ssh/key-rules.ts';
+import { parseAuthorizedKeys } from '../openssh/authorized-keys-syntax.ts';
+import { weakKeyProblem } from '../openssh/key-rules.ts';
 import { blobKey } from './key-line.ts';
 import { parseKeyOptions } from './key-options.ts';
 import { compileGlob } from './glob.ts';

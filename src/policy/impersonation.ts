@@ -4,7 +4,7 @@
  * did it, and a bridge that may exec anywhere is not a cluster-admin in disguise. For the
  * KubernetesBackendOptions.requestHeaders hook.
  */
-import type { Identity } from './identity.ts';
+import type { Identity } from './identities.ts';
 
 export type ImpersonationHeaders = Readonly<Record<string, string | readonly string[]>>;
 

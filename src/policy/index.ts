@@ -4,10 +4,10 @@
  * the SSH server uses. Everything but PolicySource is pure.
  */
 export type { Action, CertificateAuthority, Policy, PolicyIdentity, PolicyKey, PolicyKind, Rule } from './types.ts';
-export type { Identity, IdentitySource, KubernetesUser, Permits } from './identity.ts';
-export { identityLogFields } from './identity.ts';
+export type { Identity, IdentitySource, KubernetesUser, Permits } from './identities.ts';
+export { identityLogFields } from './identities.ts';
 export type { KeyOptions } from './key-options.ts';
-export { PolicyError, formatIssue, type PolicyIssue } from './errors.ts';
+export { PolicyError, formatIssue, type PolicyIssue } from './policy-errors.ts';
 export { parsePolicy } from './load.ts';
 export { fromAuthorizedKeys } from './authorized-keys.ts';
 export {
@@ -17,7 +17,7 @@ export {
   type KeyResolution,
   type PrincipalResolution,
   type CertificateLogin,
-} from './resolve.ts';
+} from './identity-lookup.ts';
 export { authorize, type AccessRequest, type Decision, type DenialReason, type ResolvedTarget } from './authorize.ts';
 export { planSession, type SessionPlan, type SshRequest } from './session-request.ts';
 export { addressAllowed, parseAddressPatterns } from './address.ts';

@@ -1,11 +1,11 @@
 /**
  * One authorized_keys line (`[options] type base64 [comment]`) to a key the policy can match:
  * the public key blob, its fingerprint and the options in force. The line syntax itself is
- * src/ssh/authorized-keys.ts's, so both file kinds read keys identically.
+ * src/openssh/authorized-keys-syntax.ts's, so both file kinds read keys identically.
  */
 import type { ParsedKey } from 'ssh2';
-import { parseAuthorizedKeys } from '../ssh/authorized-keys.ts';
-import { weakKeyProblem } from '../ssh/key-rules.ts';
+import { parseAuthorizedKeys } from '../openssh/authorized-keys-syntax.ts';
+import { weakKeyProblem } from '../openssh/key-rules.ts';
 import { parseKeyOptions, type KeyOptions } from './key-options.ts';
 
 export interface KeyLine {

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { parseKind, type WorkloadKind } from '../target.ts';
-import { PolicyError, type IssuePath, type PolicyIssue } from './errors.ts';
+import { PolicyError, type IssuePath, type PolicyIssue } from './policy-errors.ts';
 import { compileGlob, globProblem, type Glob, type NameKind } from './glob.ts';
 import { blobKey, parseKeyLine } from './key-line.ts';
 import { checkShape, type PolicyFile, type PolicyFileRule } from './schema.ts';

@@ -5,7 +5,7 @@
  * (duplicates, references, globs, key lines) is checked in load.ts, with the same paths.
  */
 import { z } from 'zod';
-import type { IssuePath } from './errors.ts';
+import type { IssuePath } from './policy-errors.ts';
 import { closestWord } from '../words.ts';
 
 /** Identity and group names: they appear in messages, logs, and by default as the Kubernetes

@@ -4,7 +4,7 @@
  * certificate's force-command) every request runs that command instead, exactly as sshd does,
  * and the client's own request is only passed on in SSH_ORIGINAL_COMMAND.
  */
-import type { Identity } from './identity.ts';
+import type { Identity } from './identities.ts';
 import type { Action } from './types.ts';
 
 export type SshRequest = { kind: 'shell' } | { kind: 'exec'; command: string } | { kind: 'subsystem'; name: 'sftp' };

@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.ts';
 import { fromAuthorizedKeys } from './authorized-keys.ts';
-import { PolicyError } from './errors.ts';
+import { PolicyError } from './policy-errors.ts';
 import { untrustedFileProblem } from './file-trust.ts';
 import { digestOf, parsePolicy } from './load.ts';
 import type { Policy, PolicyKind } from './types.ts';

@@ -7,7 +7,7 @@
 import type { ParsedKey } from 'ssh2';
 import type { WorkloadKind } from '../target.ts';
 import type { Glob } from './glob.ts';
-import type { KubernetesUser } from './identity.ts';
+import type { KubernetesUser } from './identities.ts';
 import type { KeyOptions } from './key-options.ts';
 
 export type PolicyKind = 'policy-file' | 'authorized-keys';

@@ -4,7 +4,7 @@
  * line of the field it is about.
  */
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
-import type { IssuePath, PolicyIssue } from './errors.ts';
+import type { IssuePath, PolicyIssue } from './policy-errors.ts';
 
 export interface YamlSource {
   readonly file: string;

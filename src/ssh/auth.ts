@@ -7,8 +7,8 @@
 import type { Identity } from '../identity.ts';
 import { resolveKey, resolvePrincipals, type PolicySource } from '../policy/index.ts';
 import { CertificateError, checkCertificate, isCertificateAlgo, parseCertificate, verifyUserSignature } from './certificates.ts';
-import { weakKeyProblem } from './key-rules.ts';
-import { fingerprint } from './keys.ts';
+import { weakKeyProblem } from '../openssh/key-rules.ts';
+import { fingerprint } from '../openssh/public-key.ts';
 
 export interface PublicKeyAttempt {
   login: string;
@@ -139,7 +139,7 @@ function resolveCertificate(source: PolicySource, attempt: PublicKeyAttempt, now
   const weak = weakKeyProblem(cert.publicKeyBlob);
   if (weak !== null) return { ok: false, reason: `certified key: ${weak}`, fingerprint: fp };
   const checked = checkCertificate(cert, {
-    authorities: policy.certificateAuthorities.map((ca) => ({ blob: ca.blob, fingerprint: ca.fingerprint, comment: ca.name })),
+    authorities: policy.certificateAuthorities,
     now,
     sourceAddress: attempt.remote,
     keyAlgo: attempt.keyAlgo,

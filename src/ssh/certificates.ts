@@ -8,15 +8,11 @@
  */
 import crypto, { type KeyObject } from 'node:crypto';
 import { addressAllowed, parseAddressPatterns } from '../policy/address.ts';
-import { fingerprint } from './keys.ts';
-import { MIN_RSA_BITS } from './key-rules.ts';
-import { bitLength, SshReader, SshWireError, sshString, unsignedMpint } from './ssh-wire.ts';
-
-export interface CertificateAuthority {
-  blob: Buffer;
-  fingerprint: string;
-  comment: string | null;
-}
+import type { Permits } from '../policy/identities.ts';
+import type { CertificateAuthority } from '../policy/types.ts';
+import { fingerprint } from '../openssh/public-key.ts';
+import { MIN_RSA_BITS } from '../openssh/key-rules.ts';
+import { bitLength, SshReader, SshWireError, sshString, unsignedMpint } from '../openssh/ssh-wire.ts';
 
 export interface Certificate {
   /** Key type from the blob, e.g. ssh-ed25519-cert-v01@openssh.com (never an rsa-sha2-* alias). */
@@ -53,7 +49,8 @@ export class CertificateError extends Error {
 }
 
 export interface CheckOptions {
-  authorities: CertificateAuthority[];
+  /** The trusted CAs (the policy's; only their keys matter here). */
+  authorities: ReadonlyArray<Pick<CertificateAuthority, 'blob' | 'fingerprint'>>;
   now: Date;
   /** The client's IP address as the socket reports it (IPv4-mapped IPv6 is treated as IPv4). */
   sourceAddress: string;
@@ -67,7 +64,9 @@ export interface CheckOptions {
   keyAlgo?: string;
 }
 
-export interface Permits {
+/** The certificate's permit-* extensions: the policy's Permits (what a credential allows) and
+ *  the ones the bridge refuses anyway but reports. */
+export interface CertificatePermits extends Permits {
   pty: boolean;
   portForwarding: boolean;
   agentForwarding: boolean;
@@ -76,7 +75,7 @@ export interface Permits {
 }
 
 export type CheckResult =
-  | { ok: true; cert: Certificate; forceCommand: string | null; permits: Permits }
+  | { ok: true; cert: Certificate; forceCommand: string | null; permits: CertificatePermits }
   | { ok: false; reason: string };
 
 // ---------------------------------------------------------------------------------------------

@@ -3,15 +3,11 @@
  * (through `pump`) and the bridge's own lines (notices, the final error) all go through one
  * ChannelOutput, which hands ssh2 ONE write at a time across both streams.
  *
- * Why one writer: ssh2 (1.17, and its master) shares one window between a channel's stdout and
- * stderr, but remembers only one blocked write to resume. Its CHANNEL_WINDOW_ADJUST handler
- * resumes `_chunk` (stdout) if set, else `_chunkErr` (stderr), and `Channel._write` never clears
- * `_chunk` once a resumed write completes. So after stdout has once waited for window, a stderr
- * write that has to wait is never resumed (its callback never runs, `flushed()` never resolves,
- * the session never sends exit-status: the stall of issue 8) and the stale stdout chunk is sent a
- * second time (duplicate bytes) with its callback called twice. Both stdout and stderr waiting at
- * once has the same end. Serialising the two streams here means at most one write is ever
- * waiting; clearing the stale fields before each write means the handler resumes the right one.
+ * Why one writer: a bridge line's place among the command's bytes is decided here, against what
+ * has already been handed to ssh2; with one write in flight at a time that is exactly what the
+ * client will have received before the line. (ssh2 1.17 also could not resume a stderr write
+ * waiting for window after a stdout write had waited, since stdout and stderr share the window:
+ * the stall of issue 8. That is fixed in ssh2 itself by our patch 006, docs/ssh2-patches.md.)
  *
  * Bridge text and the command's lines: a bridge line never goes inside a line of the command's
  * output. It waits for the stream it follows to be at a line start (it splits a chunk after its
@@ -22,14 +18,6 @@ import type { ServerChannel } from 'ssh2';
 import { Writable } from 'node:stream';
 
 export type OutputStream = 'stdout' | 'stderr';
-
-/** ssh2's private per-channel write state (lib/Channel.js); see the module comment. */
-interface Ssh2WriteState {
-  _chunk?: Buffer;
-  _chunkcb?: () => void;
-  _chunkErr?: Buffer;
-  _chunkcbErr?: () => void;
-}
 
 interface DataItem {
   stream: OutputStream;
@@ -164,12 +152,6 @@ export class ChannelOutput {
     }
     this.atLineStart[stream] = chunk[chunk.length - 1] === NEWLINE;
     this.inFlight = true;
-    // Nothing is in flight, so whatever ssh2 remembers of an earlier blocked write is stale.
-    const state = this.channel as unknown as Ssh2WriteState;
-    state._chunk = undefined;
-    state._chunkcb = undefined;
-    state._chunkErr = undefined;
-    state._chunkcbErr = undefined;
     const target = stream === 'stdout' ? this.channel : this.channel.stderr;
     target.write(chunk, () => {
       this.inFlight = false;

@@ -10,8 +10,13 @@
  *   and ControlMaster (which needs one connection for many sessions anyway) never run dry;
  *   only more than `burst` logins from one address in flight at the same moment are refused.
  *
- * Memory is bounded: at most `maxSources` addresses are tracked; full buckets are forgotten first.
+ * Buckets are kept per source as the back-off charges failures (`sourceKey`: an IPv6 /64 is one
+ * source, since a client can rotate through its /64 at will).
+ *
+ * Memory is bounded: at most `maxSources` sources are tracked; full buckets are forgotten first.
  */
+import { sourceKey } from './limits.ts';
+
 export interface ConnectionRateOptions {
   /** Sustained new unauthenticated connections per second from one address; 0 turns it off. */
   perSecond: number;
@@ -47,7 +52,7 @@ export class ConnectionRateLimiter {
   /** Takes a token for a new connection from `address`, or says it must be refused. */
   admit(address: string, now = Date.now()): Admission {
     if (!this.enabled) return { admitted: true };
-    const b = this.bucket(address, now);
+    const b = this.bucket(sourceKey(address), now);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return { admitted: true };
@@ -63,26 +68,26 @@ export class ConnectionRateLimiter {
   /** The connection from `address` authenticated: its token goes back. */
   refund(address: string, now = Date.now()): void {
     if (!this.enabled) return;
-    const b = this.buckets.get(address);
+    const b = this.buckets.get(sourceKey(address));
     if (!b) return;
     this.refill(b, now);
     b.tokens = Math.min(this.opts.burst, b.tokens + 1);
   }
 
-  /** Addresses currently tracked (for tests and metrics). */
+  /** Sources currently tracked (for tests and metrics). */
   get size(): number {
     return this.buckets.size;
   }
 
-  private bucket(address: string, now: number): Bucket {
-    let b = this.buckets.get(address);
+  private bucket(source: string, now: number): Bucket {
+    let b = this.buckets.get(source);
     if (b) {
       this.refill(b, now);
       return b;
     }
     if (this.buckets.size >= this.maxSources) this.evict(now);
     b = { tokens: this.opts.burst, at: now, refused: 0, loggedAt: -Infinity };
-    this.buckets.set(address, b);
+    this.buckets.set(source, b);
     return b;
   }
 
@@ -92,9 +97,9 @@ export class ConnectionRateLimiter {
   }
 
   private evict(now: number): void {
-    for (const [addr, b] of this.buckets) {
+    for (const [source, b] of this.buckets) {
       this.refill(b, now);
-      if (b.tokens >= this.opts.burst) this.buckets.delete(addr);
+      if (b.tokens >= this.opts.burst) this.buckets.delete(source);
     }
     // Still full of live entries: drop the oldest rather than grow without bound.
     while (this.buckets.size >= this.maxSources) {

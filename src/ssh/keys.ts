@@ -1,15 +1,13 @@
 /**
- * SSH key material: host keys (generated on first start, permission-checked), public-key
- * fingerprints as OpenSSH prints them, and parsing of OpenSSH public key blobs through ssh2.
+ * The bridge's host keys: generated on first start, permission-checked, loaded. (Public keys
+ * and fingerprints in general are src/openssh/public-key.ts's.)
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import ssh2 from 'ssh2';
-import type { ParsedKey } from 'ssh2';
-import { sshString, sshUint32 } from './ssh-wire.ts';
+import { fingerprint, parsePublicKey } from '../openssh/public-key.ts';
+import { sshString, sshUint32 } from '../openssh/ssh-wire.ts';
 
-const { utils } = ssh2;
 
 /** The PEM armor label of OpenSSH private keys (kept apart so no source line reads like a key). */
 const OPENSSH_ARMOR = ['OPENSSH', 'PRIVATE', 'KEY'].join(' ');
@@ -57,17 +55,6 @@ export function generateHostKeyPair(type: HostKeyType, bits: number, comment: st
     private: `-----BEGIN ${OPENSSH_ARMOR}-----\n${b64}-----END ${OPENSSH_ARMOR}-----\n`,
     public: `ssh-ed25519 ${publicBlob.toString('base64')} ${comment}`,
   };
-}
-
-/** `SHA256:base64` without padding, exactly as `ssh-keygen -l` prints it. */
-export function fingerprint(publicBlob: Buffer): string {
-  return `SHA256:${crypto.createHash('sha256').update(publicBlob).digest('base64').replace(/=+$/, '')}`;
-}
-
-export function parsePublicKey(text: string | Buffer): ParsedKey | null {
-  const parsed = utils.parseKey(text);
-  if (parsed instanceof Error) return null;
-  return Array.isArray(parsed) ? (parsed[0] ?? null) : parsed;
 }
 
 export interface HostKey {

@@ -18,10 +18,10 @@ import {
   parseCertificate,
   verifyUserSignature,
   type Certificate,
-  type CertificateAuthority,
+  type CheckOptions,
 } from '../../src/ssh/certificates.ts';
 import { authority, blobOf, ed25519PrivateKey, keyFactory } from '../helpers/keygen.ts';
-import { SshReader, sshString, sshUint32 } from '../../src/ssh/ssh-wire.ts';
+import { SshReader, sshString, sshUint32 } from '../../src/openssh/ssh-wire.ts';
 
 const keys = keyFactory('pb-cert-e2e-');
 after(() => keys.cleanup());
@@ -41,7 +41,7 @@ interface AuthEvent {
 }
 
 const events: AuthEvent[] = [];
-let authorities: CertificateAuthority[] = [];
+let authorities: CheckOptions['authorities'] = [];
 
 /**
  * The authentication handler as server.ts should have it for certificates: parse, check (with

@@ -12,9 +12,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { freePort } from './ports.ts';
 
 export interface TestDockerd {
   /** unix:///.../docker.sock */
@@ -255,17 +255,6 @@ async function makeTlsFiles(dir: string): Promise<{ client: NonNullable<TestDock
     client: { host: `tcp://127.0.0.1:${port}`, ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') },
     daemonArgs: [`--host=tcp://127.0.0.1:${port}`, '--tlsverify', `--tlscacert=${f('ca.pem')}`, `--tlscert=${f('server.pem')}`, `--tlskey=${f('server.key')}`],
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function alive(pid: number): boolean {

@@ -15,17 +15,8 @@ export interface HaproxyProcess {
 
 export const HAPROXY = ['/usr/sbin/haproxy', '/usr/local/sbin/haproxy'].find((p) => fs.existsSync(p)) ?? 'haproxy';
 
-/** A port nothing listens on right now (for HAProxy's own binds, which cannot report a port 0). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** HAProxy's own binds cannot report a port 0: tests pick one first. */
+export { freePort } from './ports.ts';
 
 export async function startHaproxy(config: string, ports: number[]): Promise<HaproxyProcess> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-haproxy-'));

@@ -5,9 +5,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { CertificateAuthority } from '../../src/ssh/certificates.ts';
-import { fingerprint } from '../../src/ssh/keys.ts';
-import { SshReader } from '../../src/ssh/ssh-wire.ts';
+import type { CheckOptions } from '../../src/ssh/certificates.ts';
+import { fingerprint } from '../../src/openssh/public-key.ts';
+import { SshReader } from '../../src/openssh/ssh-wire.ts';
 
 export interface KeyFactory {
   dir: string;
@@ -43,9 +43,9 @@ export function blobOf(pubFile: string): Buffer {
   return Buffer.from(fs.readFileSync(pubFile, 'utf8').trim().split(/\s+/)[1]!, 'base64');
 }
 
-export function authority(caFile: string): CertificateAuthority {
+export function authority(caFile: string): CheckOptions['authorities'][number] {
   const blob = blobOf(`${caFile}.pub`);
-  return { blob, fingerprint: fingerprint(blob), comment: path.basename(caFile) };
+  return { blob, fingerprint: fingerprint(blob) };
 }
 
 /** The ed25519 private key of an unencrypted OpenSSH key file, for node:crypto. */

@@ -124,35 +124,8 @@ export async function startPodServices(sourceBytes = 100 * 1024 * 1024): Promise
   };
 }
 
-/** A loopback port nothing listens on (bound once, then released). */
-export function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Waits until `port` on 127.0.0.1 accepts connections (an ssh -L listener coming up). */
-export async function waitForListener(port: number, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nothing listened on 127.0.0.1:${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** A loopback port nothing listens on; waiting for an `ssh -L` listener to come up. */
+export { freePort as closedPort, waitForListener } from './ports.ts';
 
 /** Waits for a condition (a count reaching zero...), failing with `what` after `timeoutMs`. */
 export async function waitUntil(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {

@@ -2,42 +2,12 @@
  * Drives the real OpenSSH client: `ssh host cmd` with captured stdout/stderr/exit code, and
  * interactive `ssh -tt` inside a node-pty terminal whose size we control.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { spawn } from 'node:child_process';
 import pty from 'node-pty';
 import type { IPty } from 'node-pty';
+import { sshArgs, type ClientKey } from './openssh-args.ts';
 
-export interface ClientKey {
-  dir: string;
-  keyFile: string;
-  publicLine: string;
-}
-
-/** A fresh ed25519 client key made by the real ssh-keygen. */
-export function makeClientKey(comment = 'tester@podbridge-test', type = 'ed25519'): ClientKey {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-client-'));
-  const keyFile = path.join(dir, `id_${type}`);
-  execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', comment, '-f', keyFile]);
-  return { dir, keyFile, publicLine: fs.readFileSync(`${keyFile}.pub`, 'utf8').trim() };
-}
-
-/** `extra` comes first: OpenSSH keeps the first value it sees for an option. */
-export function sshArgs(port: number, key: ClientKey, extra: string[] = []): string[] {
-  return [
-    ...extra,
-    '-F', '/dev/null',
-    '-p', String(port),
-    '-i', key.keyFile,
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'StrictHostKeyChecking=no',
-    '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'BatchMode=yes',
-    '-o', 'LogLevel=ERROR',
-    '-o', 'ConnectTimeout=10',
-  ];
-}
+export { makeClientKey, sshArgs, type ClientKey } from './openssh-args.ts';
 
 export interface SshResult {
   code: number | null;

@@ -46,4 +46,18 @@ describe('ConnectionRateLimiter (DHEat)', () => {
     for (let i = 0; i < 1000; i++) l.admit(`198.51.100.${i}`, 1000 + i);
     assert.ok(l.size <= 100, `tracked ${l.size}`);
   });
+
+  it('charges an IPv6 /64 as one source, and IPv4-mapped IPv6 as its IPv4 address (as the back-off)', () => {
+    const l = new ConnectionRateLimiter({ perSecond: 1, burst: 2 });
+    const t = 12_000_000;
+    assert.equal(l.admit('2001:db8:1:2::a', t).admitted, true);
+    assert.equal(l.admit('2001:db8:1:2:ffff::b', t).admitted, true);
+    assert.equal(l.admit('2001:db8:1:2::c', t).admitted, false, 'a third address in the same /64 finds the bucket empty');
+    assert.equal(l.admit('2001:db8:1:3::a', t).admitted, true, 'the next /64 has its own bucket');
+    l.refund('2001:db8:1:2::99', t);
+    assert.equal(l.admit('2001:db8:1:2::c', t).admitted, true, 'a refund from any address of the /64 goes back to its bucket');
+    assert.equal(l.admit('192.0.2.9', t).admitted, true);
+    assert.equal(l.admit('::ffff:192.0.2.9', t).admitted, true);
+    assert.equal(l.admit('192.0.2.9', t).admitted, false, 'the mapped spelling took from the same bucket');
+  });
 });

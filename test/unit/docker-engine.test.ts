@@ -11,7 +11,7 @@ import { BridgeError } from '../../src/errors.ts';
 import { DOCKER_TARGET_GRAMMAR, TARGET_GRAMMAR, formatTarget, parseTarget } from '../../src/target.ts';
 import { resolveEndpoint } from '../../src/backends/docker/endpoint.ts';
 import { EngineError, MIN_API_VERSION, MAX_API_VERSION, negotiateVersion } from '../../src/backends/docker/engine.ts';
-import { engineFailure } from '../../src/backends/docker/errors.ts';
+import { engineFailure } from '../../src/backends/docker/docker-errors.ts';
 import { FrameDemuxer } from '../../src/backends/docker/multiplex.ts';
 import { authorize, parsePolicy, resolveKey, type AccessRequest } from '../../src/policy/index.ts';
 

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { generateHostKeyPair, loadOrCreateHostKey, parsePublicKey, fingerprint } from '../../src/ssh/keys.ts';
+import { fingerprint, parsePublicKey } from '../../src/openssh/public-key.ts';
+import { generateHostKeyPair, loadOrCreateHostKey } from '../../src/ssh/keys.ts';
 
 describe('host key generation', () => {
   it('every generated ed25519 key reads back, as ssh2 and as OpenSSH see it (ssh2 own generator fails ~1 in 300)', () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import type { ProcessSpec } from '../../src/backends/backend.ts';
-import { SESSION_TAG_VAR, buildExecCommand } from '../../src/backends/kubernetes/exec/command.ts';
+import { SESSION_TAG_VAR, buildExecCommand } from '../../src/backends/exec/command.ts';
 
 interface Run {
   status: number | null;

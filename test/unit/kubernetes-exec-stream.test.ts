@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Exit } from '../../src/backends/backend.ts';
-import { ExecProcess as ExecStream, type ExecProcessTimings as ExecStreamTimings } from '../../src/backends/kubernetes/exec/exec-process.ts';
+import { ExecProcess as ExecStream, type ExecProcessTimings as ExecStreamTimings } from '../../src/backends/exec/exec-process.ts';
+import { kubernetesExecWords } from '../../src/backends/kubernetes/exec-errors.ts';
 import { streamOnlyProcessControl } from '../../src/backends/kubernetes/control/process-control.ts';
 import { PROTOCOL_V5 } from '../../src/backends/kubernetes/channel/websocket-frames.ts';
 import { WebSocketTransport } from '../../src/backends/kubernetes/channel/websocket.ts';
@@ -45,7 +46,7 @@ async function connect(timings: Partial<ExecStreamTimings> = {}, tty: { cols: nu
       resolve(
         new ExecStream({
           transport: new WebSocketTransport(ws, 'v5'),
-          target,
+          words: kubernetesExecWords(target),
           tty: tty === null ? null : { term: 'xterm', ...tty },
           control: streamOnlyProcessControl({ target, sessionTag: 't', log }),
           log,

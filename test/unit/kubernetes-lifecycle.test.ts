@@ -20,7 +20,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Backend, Exit, ProcessSpec, RemoteProcess } from '../../src/backends/backend.ts';
 import { CONTROL_SCRIPT, controlArgv, parseControlReport, type Leader } from '../../src/backends/kubernetes/control/control-script.ts';
-import { ExecProcess as ExecStream } from '../../src/backends/kubernetes/exec/exec-process.ts';
+import { ExecProcess as ExecStream } from '../../src/backends/exec/exec-process.ts';
+import { kubernetesExecWords } from '../../src/backends/kubernetes/exec-errors.ts';
 import { createKubernetesBackend, type KubernetesBackendOptions } from '../../src/backends/kubernetes/index.ts';
 import { execProcessControl, type ProcessControl, type ScriptOutcome } from '../../src/backends/kubernetes/control/process-control.ts';
 import { PROTOCOL_V5 } from '../../src/backends/kubernetes/channel/websocket-frames.ts';
@@ -315,7 +316,7 @@ describe('PID report on stdout', () => {
       ws.once('error', j);
     });
     ws.removeAllListeners();
-    const stream = new ExecStream({ transport: new WebSocketTransport(ws, 'v5'), target: { namespace: 'n', pod: 'p', container: 'c' }, tty: null, control, log: silentLogger(), pidReport: true });
+    const stream = new ExecStream({ transport: new WebSocketTransport(ws, 'v5'), words: kubernetesExecWords({ namespace: 'n', pod: 'p', container: 'c' }), tty: null, control, log: silentLogger(), pidReport: true });
     const peer = await peerReady;
     const received: Buffer[] = [];
     peer.on('message', (d: Buffer) => received.push(d));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { plainCommandWords } from '../../src/backends/kubernetes/exec/plain-command.ts';
+import { plainCommandWords } from '../../src/backends/exec/plain-command.ts';
 
 /** What /bin/sh makes of a command's words: the reference the splitter must match. Only used
  *  for commands the splitter accepted, which hold no shell syntax, so embedding them is safe. */

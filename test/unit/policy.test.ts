@@ -28,7 +28,7 @@ import { globMatch, compileGlob, globProblem } from '../../src/policy/glob.ts';
 import { addressAllowed, parseAddressPatterns } from '../../src/policy/address.ts';
 import { parseExpiryTime, parseKeyOptions } from '../../src/policy/key-options.ts';
 import type { TargetRef } from '../../src/target.ts';
-import { parsePublicKey } from '../../src/ssh/keys.ts';
+import { parsePublicKey } from '../../src/openssh/public-key.ts';
 import { REPO } from '../helpers/paths.ts';
 
 // ---------------------------------------------------------------------------------------------

@@ -1,14 +1,23 @@
 /**
  * Creating and starting one exec: `POST /containers/{id}/exec` then `POST /exec/{id}/start`
- * hijacked (moby api/swagger.yaml, ContainerExec and ExecStart). ConsoleSize (API 1.42+) gives
- * the terminal its size before the process starts; older Engines get a resize at once.
+ * hijacked (moby api/swagger.yaml, ContainerExec and ExecStart), run by the one ExecProcess over
+ * the hijacked socket (exec-transport.ts). ConsoleSize (API 1.42+) gives the terminal its size
+ * before the process starts; ExecProcess sends the size at once too (older Engines need it).
  */
 import type { Exit, TerminalSize } from '../backend.ts';
 import type { Logger } from '../../log.ts';
+import { ExecProcess, type ExecProcessTimings } from '../exec/exec-process.ts';
 import type { ProcessControl } from '../kubernetes/control/process-control.ts';
 import { compareVersions, type EngineClient } from './engine.ts';
-import { execRefused, type DockerPlace } from './errors.ts';
-import { DockerExec, type DockerExecTimings } from './exec-stream.ts';
+import { dockerExecWords, execRefused, type DockerPlace } from './docker-errors.ts';
+import { DockerExecTransport } from './exec-transport.ts';
+
+export interface DockerExecTimings extends ExecProcessTimings {
+  /** After the stream ended, how long the Engine may keep reporting the exec as Running. */
+  exitInspectMs: number;
+}
+
+const DEFAULT_EXIT_INSPECT_MS = 10_000;
 
 export interface ExecRequest {
   argv: string[];
@@ -29,7 +38,7 @@ export interface ExecStartOptions {
   afterEnd?: (exit: Exit) => Promise<Exit>;
 }
 
-export async function startExec(engine: EngineClient, place: DockerPlace, req: ExecRequest, options: ExecStartOptions): Promise<DockerExec> {
+export async function startExec(engine: EngineClient, place: DockerPlace, req: ExecRequest, options: ExecStartOptions): Promise<ExecProcess> {
   const version = await engine.apiVersion();
   const sized = req.tty !== null && req.tty.cols > 0 && req.tty.rows > 0 ? req.tty : null;
   const consoleSize = sized !== null && compareVersions(version, '1.42') >= 0 ? [sized.rows, sized.cols] : undefined;
@@ -52,9 +61,20 @@ export async function startExec(engine: EngineClient, place: DockerPlace, req: E
       Tty: req.tty !== null,
       ...(consoleSize !== undefined ? { ConsoleSize: consoleSize } : {}),
     });
-    const exec = new DockerExec({ engine, execId, socket, head, tty: req.tty !== null, place, control: options.control, log: options.log, pidReport: options.pidReport, timings: options.timings, afterEnd: options.afterEnd });
-    // Before 1.42 the size can only follow the start; the wrapper waits (bounded) for it.
-    if (sized !== null && consoleSize === undefined) exec.resize(sized);
+    const { exitInspectMs = DEFAULT_EXIT_INSPECT_MS, ...timings } = options.timings ?? {};
+    const transport = new DockerExecTransport({ engine, execId, socket, head, tty: req.tty !== null, log: options.log, exitInspectMs });
+    const exec = new ExecProcess({
+      transport,
+      words: dockerExecWords(place),
+      tty: req.tty,
+      control: options.control,
+      log: options.log,
+      timings,
+      pidReport: options.pidReport,
+      // The Engine writes why it could not start our wrapper (no /bin/sh) on the stream itself.
+      runtimeSpeaksFirst: options.pidReport,
+      ...(options.afterEnd !== undefined ? { afterEnd: options.afterEnd } : {}),
+    });
     return exec;
   } catch (err) {
     throw execRefused(err, place, engine.endpoint);

@@ -1,9 +1,10 @@
 /**
  * The Docker backend: `ssh CONTAINER@bridge` (or PROJECT.SERVICE[+N]) into a container of a
- * Docker Engine, through our own Engine API client (engine.ts). The session runs under the same
- * POSIX sh wrapper as on Kubernetes (kubernetes/command.ts), because the Engine, like Kubernetes,
- * has no API to signal or kill an exec: signals and the cleanup of everything a session started
- * go through a second exec of kubernetes/control-script.ts (kubernetes/process-control.ts).
+ * Docker Engine, through our own Engine API client (engine.ts). The session runs on the same exec
+ * process (exec/exec-process.ts, over exec-transport.ts) and under the same POSIX sh wrapper
+ * (exec/command.ts) as on Kubernetes, because the Engine, like Kubernetes, has no API to signal
+ * or kill an exec: signals and the cleanup of everything a session started go through a second
+ * exec of kubernetes/control/control-script.ts (kubernetes/control/process-control.ts).
  * docs/docker.md and docs/lifecycle.md have the guarantees.
  */
 import { randomBytes } from 'node:crypto';
@@ -12,8 +13,10 @@ import type { Backend, Exit, OpenContext, ProcessSpec, RemoteProcess } from '../
 import { BridgeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { Target } from '../../target.ts';
-import { SESSION_TAG_VAR, buildExecCommand } from '../kubernetes/exec/command.ts';
-import { plainCommandWords } from '../kubernetes/exec/plain-command.ts';
+import { SESSION_TAG_VAR, buildExecCommand } from '../exec/command.ts';
+import type { ExecProcess } from '../exec/exec-process.ts';
+import { directArgv } from '../exec/plain-command.ts';
+import { startUnderWrapper } from '../exec/shell-fallback.ts';
 import {
   DEFAULT_CLEANUP_RETRY_DELAYS_MS,
   DEFAULT_TERMINATE_GRACE_MS,
@@ -26,9 +29,8 @@ import {
 import { dockerScriptRunner } from './control-exec.ts';
 import { resolveEndpoint, type EndpointOptions, type ResolvedEndpoint } from './endpoint.ts';
 import { EngineClient } from './engine.ts';
-import { engineFailure, placeDetail, where, type DockerPlace } from './errors.ts';
-import { startExec } from './exec-start.ts';
-import type { DockerExec, DockerExecTimings } from './exec-stream.ts';
+import { engineFailure, placeDetail, where, type DockerPlace } from './docker-errors.ts';
+import { startExec, type DockerExecTimings } from './exec-start.ts';
 import { inspectNow, notRunning, resolveDocker, type ContainerInspect } from './resolve.ts';
 
 export interface DockerBackendOptions extends EndpointOptions {
@@ -68,7 +70,7 @@ export async function createDockerBackend(options: DockerBackendOptions, log: Lo
     options.processControl ??
     execProcessControl({ graceMs, retryDelaysMs: options.cleanupRetryDelaysMs ?? DEFAULT_CLEANUP_RETRY_DELAYS_MS, shutdown: shutdown.signal, track });
   const timings: Partial<DockerExecTimings> = { terminateTreeTimeoutMs: terminateAttemptTimeoutMs(graceMs) + 2_000, ...options.timings };
-  const live = new Set<RemoteProcess>();
+  const live = new Set<ExecProcess>();
   if (resolved.endpoint.kind === 'tcp' && resolved.endpoint.tls === null) {
     log.warn({ endpoint: resolved.endpoint.url }, 'the Docker Engine is reached over plain TCP: anyone on that network path controls it (root on its host); use TLS');
   }
@@ -113,25 +115,21 @@ export async function createDockerBackend(options: DockerBackendOptions, log: Lo
       const afterEnd = (ctl: ProcessControl) => (exit: Exit) => explainEnd(exit, { engine, place, inspect, control: ctl, track, log: slog });
       const tty = spec.tty === null ? null : { cols: spec.tty.cols, rows: spec.tty.rows };
 
-      let proc: DockerExec = await startExec(engine, place, { argv: command.argv, tty, stdin: true }, { control, log: slog, pidReport: true, timings, afterEnd: afterEnd(control) });
-      await Promise.race([proc.started, proc.exited]);
-      if (proc.wrapperFailed) {
-        // The Engine or the runtime spoke instead of our wrapper: it never ran.
-        const exit = await proc.exited;
-        if (exit.kind !== 'error') throw new BridgeError('exec-failed', `command in ${where(place)} could not start`, { detail: placeDetail(place) });
-        if (exit.error.code !== 'no-shell') throw exit.error;
-        // A shell-less image: a plain command can still run, with TERM and the environment set
-        // by the Engine itself; nothing can clean up after it (no shell for a second exec).
-        const argv = directArgv(spec.command, place);
-        slog.warn({ argv0: argv[0] }, 'process cleanup could not be guaranteed: the image has no /bin/sh, so the command runs directly and no second exec can end what it leaves behind');
-        const env = Object.entries(spec.env).map(([k, v]) => `${k}=${v}`);
-        if (spec.tty !== null) env.push(`TERM=${spec.tty.term}`);
-        env.push(`${SESSION_TAG_VAR}=${sessionTag}`);
-        const ctl = streamOnlyProcessControl({ target: place, sessionTag, log: slog });
-        proc = await startExec(engine, place, { argv, tty, stdin: true, env }, { control: ctl, log: slog, pidReport: false, timings, afterEnd: afterEnd(ctl) });
-      }
+      const started = await startUnderWrapper(
+        () => startExec(engine, place, { argv: command.argv, tty, stdin: true }, { control, log: slog, pidReport: true, timings, afterEnd: afterEnd(control) }),
+        () => {
+          // A shell-less image: a plain command can still run, with TERM and the environment set
+          // by the Engine itself; nothing can clean up after it (no shell for a second exec).
+          const argv = directArgv(spec.command, where(place), { detail: placeDetail(place) });
+          slog.warn({ argv0: argv[0] }, 'process cleanup could not be guaranteed: the image has no /bin/sh, so the command runs directly and no second exec can end what it leaves behind');
+          const env = Object.entries(spec.env).map(([k, v]) => `${k}=${v}`);
+          if (spec.tty !== null) env.push(`TERM=${spec.tty.term}`);
+          env.push(`${SESSION_TAG_VAR}=${sessionTag}`);
+          const ctl = streamOnlyProcessControl({ target: place, sessionTag, log: slog });
+          return startExec(engine, place, { argv, tty, stdin: true, env }, { control: ctl, log: slog, pidReport: false, timings, afterEnd: afterEnd(ctl) });
+        },
+      );
       slog.info({ tty: spec.tty !== null, command: spec.command !== null, apiVersion: await engine.apiVersion() }, 'docker exec started');
-      const started = proc;
       live.add(started);
       void started.exited.then(() => live.delete(started));
       return started;
@@ -144,18 +142,6 @@ export async function createDockerBackend(options: DockerBackendOptions, log: Lo
       engine.close();
     },
   };
-}
-
-/** What runs in an image without /bin/sh: the plain command's words, or a clear refusal. */
-function directArgv(command: string | null, place: DockerPlace): string[] {
-  if (command === null) {
-    throw new BridgeError('no-shell', `${where(place)} has no /bin/sh, so there is no shell to open; run a command instead (ssh LOGIN /path/to/program ARGS)`, { detail: placeDetail(place) });
-  }
-  const words = plainCommandWords(command);
-  if (words === null) {
-    throw new BridgeError('no-shell', `${where(place)} has no /bin/sh, and this command needs one (pipes, redirections, variables, globs or several commands); run a plain command`, { detail: placeDetail(place) });
-  }
-  return words;
 }
 
 interface EndContext {

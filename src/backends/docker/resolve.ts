@@ -9,7 +9,7 @@
 import { BridgeError } from '../../errors.ts';
 import { describeDockerRef, type DockerRef } from '../../target.ts';
 import { EngineError, type EngineClient } from './engine.ts';
-import { engineFailure, where, type DockerPlace } from './errors.ts';
+import { engineFailure, where, type DockerPlace } from './docker-errors.ts';
 
 export const COMPOSE_PROJECT = 'com.docker.compose.project';
 export const COMPOSE_SERVICE = 'com.docker.compose.service';

@@ -8,16 +8,16 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Backend, Exit, ForwardContext, ForwardedConnection, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
-import { BridgeError, isBridgeError } from '../../errors.ts';
+import { BridgeError } from '../../errors.ts';
 import type { Identity } from '../../identity.ts';
 import type { Logger } from '../../log.ts';
 import type { Target } from '../../target.ts';
 import { KubeApiClient, type RequestHeaders } from './api/client.ts';
-import { buildExecCommand } from './exec/command.ts';
+import { buildExecCommand } from '../exec/command.ts';
 import { execScriptRunner } from './control/control-exec.ts';
 import { openExecChannel } from './channel/connect.ts';
-import { where } from './exec/exec-errors.ts';
-import { ExecProcess, type ExecProcessTimings } from './exec/exec-process.ts';
+import { kubernetesExecWords, where } from './exec-errors.ts';
+import { ExecProcess, type ExecProcessTimings } from '../exec/exec-process.ts';
 import { loadKubeconfig } from './api/kubeconfig.ts';
 import { compareWithSnapshot, readPodNow, snapshotOf, type PodSnapshot } from './api/pod-check.ts';
 import {
@@ -29,8 +29,9 @@ import {
   type ProcessControl,
   type ProcessControlFactory,
 } from './control/process-control.ts';
-import { plainCommandWords } from './exec/plain-command.ts';
-import { resolveTargetWithPod, type ExecTarget } from './api/resolve.ts';
+import { directArgv } from '../exec/plain-command.ts';
+import { startUnderWrapper } from '../exec/shell-fallback.ts';
+import { resolveTargetWithPod, type ExecTarget } from './api/target-resolution.ts';
 import { createPortForwarder } from './portforward/port-forward.ts';
 
 export { findKubeconfig, type FoundKubeconfig } from './api/kubeconfig.ts';
@@ -120,7 +121,7 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
         const transport = await openExecChannel(api, headers, { target: execTarget, argv, tty: spec.tty !== null }, slog);
         return new ExecProcess({
           transport,
-          target: execTarget,
+          words: kubernetesExecWords(execTarget),
           tty: spec.tty,
           control: ctl,
           log: slog,
@@ -133,19 +134,11 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
       // either as a refused upgrade (v4 through a kubelet) or as an immediate Status (v5).
       const withoutShell = () => {
         const ctl = streamOnlyProcessControl({ target: execTarget, sessionTag, log: slog, run: execScriptRunner(api, headers, execTarget, slog) });
-        const argv = directArgv(spec.command, execTarget);
+        const argv = directArgv(spec.command, where(execTarget), { hint: 'add a shell with kubectl debug' });
         slog.warn({ argv0: argv[0] }, 'process cleanup could not be guaranteed: the image has no /bin/sh, so the command runs directly (without TERM or environment) and no second exec can end what it leaves behind');
         return run(argv, ctl, false);
       };
-      let proc: ExecProcess;
-      try {
-        proc = await run(command.argv, control, true);
-        const early = await Promise.race([proc.started.then(() => null), proc.exited]);
-        if (early?.kind === 'error' && early.error.code === 'no-shell') proc = await withoutShell();
-      } catch (err) {
-        if (!isBridgeError(err) || err.code !== 'no-shell') throw err;
-        proc = await withoutShell();
-      }
+      const proc = await startUnderWrapper(() => run(command.argv, control, true), withoutShell);
       slog.info({ protocol: proc.protocol, tty: spec.tty !== null, command: spec.command !== null }, 'exec started');
       live.add(proc);
       void proc.exited.then(() => live.delete(proc));
@@ -173,18 +166,6 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
       if (background.size > 0) await Promise.race([Promise.all([...background]), delay(CLOSE_WAIT_MS, undefined, { ref: false })]);
     },
   };
-}
-
-/** What runs in an image without /bin/sh: the plain command's words, or a clear refusal. */
-function directArgv(command: string | null, target: ExecTarget): string[] {
-  if (command === null) {
-    throw new BridgeError('no-shell', `${where(target)} has no /bin/sh, so there is no shell to open; run a command instead (ssh LOGIN /path/to/program ARGS), or add a shell with kubectl debug`);
-  }
-  const words = plainCommandWords(command);
-  if (words === null) {
-    throw new BridgeError('no-shell', `${where(target)} has no /bin/sh, and this command needs one (pipes, redirections, variables, globs or several commands); run a plain command, or add a shell with kubectl debug`);
-  }
-  return words;
 }
 
 interface EndContext {

@@ -71,7 +71,6 @@ export class KubeApiClient implements ApiServerRef {
     const request = url.protocol === 'http:' ? http.request : https.request;
 
     return new Promise<ApiResponse>((resolve, reject) => {
-      let connected = false;
       let settled = false;
       const fail = (err: BridgeError) => {
         if (settled) return;
@@ -81,7 +80,7 @@ export class KubeApiClient implements ApiServerRef {
         reject(err);
       };
       // Until the response headers arrive: covers DNS, connect, TLS and a server that hangs.
-      let timer = setTimeout(() => fail(connectTimeout(this, this.connectTimeoutMs, connected)), this.connectTimeoutMs);
+      let timer = setTimeout(() => fail(connectTimeout(this, this.connectTimeoutMs, connected())), this.connectTimeoutMs);
 
       const req = request(
         url,
@@ -111,14 +110,22 @@ export class KubeApiClient implements ApiServerRef {
           });
         },
       );
-      req.on('socket', (socket: Socket) => {
-        if (!socket.connecting) connected = true;
-        else socket.once('connect', () => (connected = true));
-      });
+      const connected = watchConnected(req);
       req.on('error', (err) => fail(networkFailure(err, this)));
       req.end();
     });
   }
+}
+
+/** Whether the request's TCP connection is up yet: a timeout then says "no answer" rather than
+ *  "unreachable" (every request to the API server, plain or upgraded, watches this). */
+export function watchConnected(request: http.ClientRequest): () => boolean {
+  let connected = false;
+  request.on('socket', (socket: Socket) => {
+    if (!socket.connecting) connected = true;
+    else socket.once('connect', () => (connected = true));
+  });
+  return () => connected;
 }
 
 function parseJson(bytes: Buffer): unknown {

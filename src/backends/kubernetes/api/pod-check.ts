@@ -7,7 +7,7 @@
 import { BridgeError } from '../../../errors.ts';
 import type { KubeApiClient, RequestHeaders } from './client.ts';
 import { PodSchema, type Pod } from './objects.ts';
-import { findStatus, type ExecTarget } from './resolve.ts';
+import { findStatus, type ExecTarget } from './target-resolution.ts';
 
 /** What identifies the pod and the container incarnation a session started in. */
 export interface PodSnapshot {

@@ -8,9 +8,10 @@
  */
 import type { Logger } from '../../../log.ts';
 import type { KubeApiClient, RequestHeaders } from '../api/client.ts';
-import { isProtocolRefusal, type ExecRequest } from './exec-request.ts';
+import type { ExecRequest } from './exec-request.ts';
 import { connectSpdy } from './spdy-connect.ts';
-import type { ChannelTransport } from './transport.ts';
+import type { ChannelTransport } from '../../exec/transport.ts';
+import { isProtocolRefusal } from './upgrade.ts';
 import { connectWebSocket } from './websocket-connect.ts';
 import { PROTOCOL_V4, PROTOCOL_V5 } from './websocket-frames.ts';
 

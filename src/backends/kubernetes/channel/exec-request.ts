@@ -2,20 +2,18 @@
  * The exec request, whatever the protocol: its URL, and what a refused upgrade means for the user
  * (the API server's Status quoted: RBAC reason, missing pod, bad container).
  */
-import type { IncomingMessage } from 'node:http';
 import { BridgeError } from '../../../errors.ts';
 import { forbidden, unauthorized, type ApiServerRef } from '../api/api-errors.ts';
 import { oneLine, parseStatus } from '../api/status.ts';
-import { execFailure } from '../exec/exec-errors.ts';
-import type { ExecTarget } from '../api/resolve.ts';
+import { execFailure } from '../exec-errors.ts';
+import type { ExecTarget } from '../api/target-resolution.ts';
+import { markProtocolRefusal } from './upgrade.ts';
 
 export interface ExecRequest {
   target: ExecTarget;
   argv: readonly string[];
   tty: boolean;
 }
-
-const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 export function execPath(target: ExecTarget): string {
   return `/api/v1/namespaces/${encodeURIComponent(target.namespace)}/pods/${encodeURIComponent(target.pod)}/exec`;
@@ -33,23 +31,15 @@ export function execQuery(req: ExecRequest): URLSearchParams {
   return query;
 }
 
-export function readBody(res: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.on('data', (chunk: Buffer) => {
-      if (size >= MAX_ERROR_BODY_BYTES) return;
-      size += chunk.length;
-      chunks.push(chunk);
-    });
-    res.on('end', () => resolve(Buffer.concat(chunks)));
-    res.on('error', reject);
-    res.on('aborted', () => resolve(Buffer.concat(chunks)));
-  });
+/** The API server's answer to an exec upgrade instead of 101 (its body is a Status), marked when
+ *  it refuses the protocol rather than the exec. */
+export function refusedExec(api: ApiServerRef, target: ExecTarget, httpStatus: number, body: Buffer): BridgeError {
+  const err = refusedUpgrade(api, target, httpStatus, body);
+  return refusesProtocol(httpStatus, body) ? markProtocolRefusal(err) : err;
 }
 
 /** The API server answered the upgrade with an HTTP error; its body is a Status. */
-export function refusedUpgrade(api: ApiServerRef, target: ExecTarget, httpStatus: number, body: Buffer): BridgeError {
+function refusedUpgrade(api: ApiServerRef, target: ExecTarget, httpStatus: number, body: Buffer): BridgeError {
   const status = parseStatus(body);
   // The API server answers with a Status; a kubelet or proxy behind it may answer in plain text.
   const plain = body.length > 0 && status === null ? oneLine(body.toString('utf8'), 200) : null;
@@ -89,18 +79,6 @@ export function refusedUpgrade(api: ApiServerRef, target: ExecTarget, httpStatus
   return execFailure(target, words, detail);
 }
 
-/** Refusals that are about the protocol, not the request: the next protocol may be accepted. */
-const protocolRefusals = new WeakSet<BridgeError>();
-
-export function markProtocolRefusal(err: BridgeError): BridgeError {
-  protocolRefusals.add(err);
-  return err;
-}
-
-export function isProtocolRefusal(err: unknown): boolean {
-  return err instanceof BridgeError && protocolRefusals.has(err);
-}
-
 /**
  * Whether an HTTP answer to an upgrade refuses the protocol rather than the exec: a bare 403 (the
  * kubelet's WebSocket handshake when no subprotocol matches), the SPDY handshake's "unable to
@@ -109,7 +87,7 @@ export function isProtocolRefusal(err: unknown): boolean {
  * is no refusal at all (2xx/3xx: something in between does not pass upgrades). RBAC, missing pods
  * and containers, and anything else with a Status of its own are refusals of the exec itself.
  */
-export function refusesProtocol(httpStatus: number, body: Buffer): boolean {
+function refusesProtocol(httpStatus: number, body: Buffer): boolean {
   if (httpStatus >= 200 && httpStatus < 400) return true;
   if (httpStatus === 405 || httpStatus === 426) return true;
   const text = body.toString('utf8');

@@ -5,7 +5,7 @@
  * values, one per line, as client-go's json.Encoder writes them.
  */
 import type { SpdyClientConnection, SpdyStream } from './spdy/connection.ts';
-import { EventRelay, type ChannelTransport, type IncomingStream, type TransportEvents } from './transport.ts';
+import { EventRelay, type ChannelTransport, type IncomingStream, type TransportEvents } from '../../exec/transport.ts';
 
 export const StreamType = {
   error: 'error',

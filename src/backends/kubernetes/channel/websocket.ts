@@ -5,7 +5,7 @@
  */
 import type WebSocket from 'ws';
 import { Channel, decodeFrame, encodeClose, encodeFrame, encodeResize, type ProtocolVersion } from './websocket-frames.ts';
-import { EventRelay, type ChannelTransport, type TransportEvents } from './transport.ts';
+import { EventRelay, type ChannelTransport, type TransportEvents } from '../../exec/transport.ts';
 
 export class WebSocketTransport implements ChannelTransport {
   description: string;

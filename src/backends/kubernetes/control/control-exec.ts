@@ -7,10 +7,11 @@ import type { Logger } from '../../../log.ts';
 import { toBridgeError } from '../../../errors.ts';
 import type { KubeApiClient, RequestHeaders } from '../api/client.ts';
 import { openExecChannel } from '../channel/connect.ts';
-import { ExecProcess } from '../exec/exec-process.ts';
+import { ExecProcess } from '../../exec/exec-process.ts';
+import { kubernetesExecWords } from '../exec-errors.ts';
 import { streamOnlyProcessControl, type ScriptRunner } from './process-control.ts';
 import { finishScript } from '../../script-run.ts';
-import type { ExecTarget } from '../api/resolve.ts';
+import type { ExecTarget } from '../api/target-resolution.ts';
 
 export function execScriptRunner(api: KubeApiClient, headers: RequestHeaders, target: ExecTarget, log: Logger): ScriptRunner {
   return async (argv, timeoutMs) => {
@@ -20,7 +21,7 @@ export function execScriptRunner(api: KubeApiClient, headers: RequestHeaders, ta
       const transport = await openExecChannel(api, headers, { target, argv, tty: false }, clog);
       proc = new ExecProcess({
         transport,
-        target,
+        words: kubernetesExecWords(target),
         tty: null,
         // The control exec is never itself cleaned up or signalled: it ends on its own.
         control: streamOnlyProcessControl({ target, sessionTag: '', log: clog }),

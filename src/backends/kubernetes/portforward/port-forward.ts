@@ -18,7 +18,8 @@ import type { ForwardedConnection } from '../../backend.ts';
 import type { Logger } from '../../../log.ts';
 import type { KubeApiClient, RequestHeaders } from '../api/client.ts';
 import { forwardClosedEarly, forwardError, type ForwardPlace } from './portforward-errors.ts';
-import { ProtocolRefused, SpdyForwardSession, type SpdyVia } from './spdy-portforward.ts';
+import { isProtocolRefusal } from '../channel/upgrade.ts';
+import { SpdyForwardSession, type SpdyVia } from './spdy-portforward.ts';
 import { openWebSocketForward, PORTFORWARD_V4, type ForwardSignals } from './websocket-portforward.ts';
 
 type Path = SpdyVia | 'websocket-v4';
@@ -81,8 +82,8 @@ export function createPortForwarder(confirmMs = DEFAULT_FORWARD_CONFIRM_MS): Por
         learnt = path;
         return opened;
       } catch (err) {
-        if (!(err instanceof ProtocolRefused)) throw err;
-        log.debug({ path, why: err.message }, 'port-forward protocol refused; trying the next');
+        if (!isProtocolRefusal(err)) throw err;
+        log.debug({ path, why: (err as Error).message }, 'port-forward protocol refused; trying the next');
         lastRefusal = err;
       }
     }

@@ -6,6 +6,7 @@
 import { BridgeError } from '../../../errors.ts';
 import { forbidden, unauthorized, type ApiServerRef } from '../api/api-errors.ts';
 import { oneLine, parseStatus } from '../api/status.ts';
+import { markProtocolRefusal } from '../channel/upgrade.ts';
 
 export interface ForwardPlace {
   namespace: string;
@@ -37,4 +38,17 @@ export function refusedForward(api: ApiServerRef, place: ForwardPlace, port: num
   if (httpStatus === 403) return forbidden(status, `port-forward to ${where} is forbidden (RBAC: create and get on pods/portforward)`);
   if (httpStatus === 404) return new BridgeError('pod-not-found', `${where} not found when starting the port-forward (it may have just been deleted)`, { detail });
   return new BridgeError('connect-failed', `${where}: the Kubernetes API server refused the port-forward to port ${port}: ${words}`, { detail });
+}
+
+/** Refusals that speak of the protocol, not of the pod or RBAC: the next protocol may do. */
+function refusesForwardProtocol(httpStatus: number, body: Buffer): boolean {
+  if (httpStatus === 400 || httpStatus === 405 || httpStatus === 426) return true;
+  if (httpStatus === 403) return body.length === 0 || /unable to negotiate protocol|not supported/i.test(body.toString('utf8'));
+  return httpStatus >= 200 && httpStatus < 400;
+}
+
+/** The answer to a port-forward upgrade instead of 101, marked when it refuses the protocol. */
+export function refusedForwardUpgrade(api: ApiServerRef, place: ForwardPlace, port: number, httpStatus: number, body: Buffer): BridgeError {
+  const err = refusedForward(api, place, port, httpStatus, body);
+  return refusesForwardProtocol(httpStatus, body) ? markProtocolRefusal(err) : err;
 }

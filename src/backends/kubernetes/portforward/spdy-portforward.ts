@@ -10,18 +10,12 @@
  * (KEP-4006, what kubectl 1.31+ tries first): there every binary message carries a slice of the
  * SPDY byte stream, which ws's createWebSocketStream turns back into a byte stream.
  */
-import type { ClientRequest } from 'node:http';
-import http from 'node:http';
-import https from 'node:https';
-import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import WebSocket, { createWebSocketStream } from 'ws';
-import { BridgeError } from '../../../errors.ts';
-import { connectTimeout, networkFailure } from '../api/api-errors.ts';
+import { createWebSocketStream } from 'ws';
 import type { KubeApiClient, RequestHeaders } from '../api/client.ts';
-import { readBody } from '../channel/exec-request.ts';
 import { SpdyClientConnection, type SpdyStream } from '../channel/spdy/connection.ts';
-import { refusedForward, type ForwardPlace } from './portforward-errors.ts';
+import { upgradeSpdy, upgradeWebSocket } from '../channel/upgrade.ts';
+import { refusedForwardUpgrade, type ForwardPlace } from './portforward-errors.ts';
 import type { ForwardSignals } from './websocket-portforward.ts';
 
 export const PORTFORWARD_PROTOCOL = 'portforward.k8s.io';
@@ -31,135 +25,22 @@ const STREAM_REPLY_TIMEOUT_MS = 30_000;
 
 export type SpdyVia = 'websocket' | 'spdy';
 
-/** Marks a refusal of the protocol (the next one may work) rather than of the forward. */
-export class ProtocolRefused extends BridgeError {}
-
 export function portForwardPath(place: ForwardPlace): string {
   return `/api/v1/namespaces/${encodeURIComponent(place.namespace)}/pods/${encodeURIComponent(place.pod)}/portforward`;
 }
 
-/** Refusals that speak of the protocol, not of the pod or RBAC. */
-function protocolRefusal(code: number, body: Buffer): boolean {
-  if (code === 400 || code === 405 || code === 426) return true;
-  if (code === 403) return body.length === 0 || /unable to negotiate protocol|not supported/i.test(body.toString('utf8'));
-  return code >= 200 && code < 400;
-}
-
-/** Upgrades one HTTPS connection to SPDY for port-forward; resolves with the raw socket. */
-async function upgradeSpdy(api: KubeApiClient, headers: RequestHeaders, place: ForwardPlace): Promise<{ socket: Duplex; head: Buffer }> {
-  const opts = await api.connectionOptions(headers);
-  const url = api.url(portForwardPath(place));
-  const request = url.protocol === 'http:' ? http.request : https.request;
-  return new Promise((resolve, reject) => {
-    let connected = false;
-    let settled = false;
-    const fail = (err: BridgeError) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      r.destroy();
-      reject(err);
-    };
-    const timer = setTimeout(() => fail(connectTimeout(api, api.connectTimeoutMs, connected)), api.connectTimeoutMs);
-    const r = request(url, {
-      ...opts,
-      method: 'POST',
-      headers: { ...opts.headers, Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': PORTFORWARD_PROTOCOL, 'Content-Length': '0' },
-    });
-    r.on('socket', (socket: Socket) => {
-      if (!socket.connecting) connected = true;
-      else socket.once('connect', () => (connected = true));
-    });
-    r.on('error', (err) => fail(networkFailure(err, api)));
-    r.on('response', (res) => {
-      const code = res.statusCode ?? 0;
-      readBody(res).then(
-        (body) => {
-          const err = refusedForward(api, place, 0, code, body);
-          fail(protocolRefusal(code, body) ? new ProtocolRefused(err.code, err.message, { detail: { ...err.detail } }) : err);
-        },
-        (err: unknown) => fail(networkFailure(err, api)),
-      );
-    });
-    r.on('upgrade', (res, socket: Duplex, head: Buffer) => {
-      const chosen = String(res.headers['x-stream-protocol-version'] ?? '');
-      if (settled) return void socket.destroy();
-      if (chosen !== PORTFORWARD_PROTOCOL) {
-        socket.destroy();
-        return fail(new ProtocolRefused('unsupported', `the Kubernetes API server at ${api.server} chose port-forward protocol "${chosen}" over SPDY`));
-      }
-      settled = true;
-      clearTimeout(timer);
-      (socket as Socket).setNoDelay?.(true);
-      resolve({ socket, head });
-    });
-    r.end();
-  });
-}
-
-/** A WebSocket carrying SPDY (KEP-4006); resolves with it as a byte stream. */
-async function upgradeTunnel(api: KubeApiClient, headers: RequestHeaders, place: ForwardPlace): Promise<{ socket: Duplex; head: Buffer }> {
-  const conn = await api.connectionOptions(headers);
-  const url = api.url(portForwardPath(place));
-  url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
-  let connected = false;
-  const options = {
-    ...conn,
-    handshakeTimeout: api.connectTimeoutMs,
-    perMessageDeflate: false,
-    followRedirects: false,
-    // ws only takes RFC 6455 tokens as subprotocols and "SPDY/3.1+portforward.k8s.io" has a '/'
-    // (Go's gorilla/websocket does not check): we send the header ourselves and check the
-    // server's choice here, before ws, which would refuse an answer to a protocol it did not send.
-    headers: { ...conn.headers, 'Sec-WebSocket-Protocol': TUNNEL_PROTOCOL },
-    finishRequest: (request: ClientRequest) => {
-      request.on('socket', (socket: Socket) => {
-        if (!socket.connecting) connected = true;
-        else socket.once('connect', () => (connected = true));
-      });
-      request.prependListener('upgrade', (res) => {
-        chosen = String(res.headers['sec-websocket-protocol'] ?? '');
-        delete res.headers['sec-websocket-protocol'];
-      });
-      request.end();
-    },
-  } as WebSocket.ClientOptions;
-  let chosen = '';
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, [], options);
-    let settled = false;
-    const fail = (err: BridgeError) => {
-      if (settled) return;
-      settled = true;
-      ws.terminate();
-      reject(err);
-    };
-    ws.on('unexpected-response', (_req, res) => {
-      const code = res.statusCode ?? 0;
-      readBody(res).then(
-        (body) => {
-          const err = refusedForward(api, place, 0, code, body);
-          fail(protocolRefusal(code, body) ? new ProtocolRefused(err.code, err.message, { detail: { ...err.detail } }) : err);
-        },
-        (err: unknown) => fail(networkFailure(err, api)),
-      );
-    });
-    ws.on('error', (err) => {
-      if (err.message === 'Opening handshake has timed out') return fail(connectTimeout(api, api.connectTimeoutMs, connected));
-      if (/subprotocol/i.test(err.message)) return fail(new ProtocolRefused('unsupported', `the Kubernetes API server at ${api.server} does not tunnel SPDY in WebSocket (${err.message})`));
-      fail(networkFailure(err, api));
-    });
-    ws.on('open', () => {
-      if (settled) return;
-      if (chosen !== TUNNEL_PROTOCOL) {
-        return fail(new ProtocolRefused('unsupported', `the Kubernetes API server at ${api.server} does not tunnel SPDY in WebSocket (it answered subprotocol "${chosen}")`));
-      }
-      settled = true;
-      ws.removeAllListeners('error');
-      ws.removeAllListeners('unexpected-response');
-      ws.on('error', () => undefined);
-      resolve({ socket: createWebSocketStream(ws), head: Buffer.alloc(0) });
-    });
+/** The channel layer's upgrade: plain SPDY, or a WebSocket carrying SPDY (KEP-4006) as a byte
+ *  stream. A refused protocol is marked (isProtocolRefusal) so the caller tries the next one. */
+async function upgrade(api: KubeApiClient, headers: RequestHeaders, place: ForwardPlace, via: SpdyVia): Promise<{ socket: Duplex; head: Buffer }> {
+  const req = {
+    path: portForwardPath(place),
+    what: 'port-forward',
+    refused: (httpStatus: number, body: Buffer) => refusedForwardUpgrade(api, place, 0, httpStatus, body),
+  };
+  if (via === 'spdy') return upgradeSpdy(api, headers, { ...req, protocols: [PORTFORWARD_PROTOCOL] });
+  return upgradeWebSocket(api, headers, { ...req, protocols: [TUNNEL_PROTOCOL], rawProtocol: true, closedEarly: 'connect-failed' }, (ws) => {
+    ws.on('error', () => undefined);
+    return { socket: createWebSocketStream(ws), head: Buffer.alloc(0) };
   });
 }
 
@@ -231,7 +112,7 @@ export class SpdyForwardSession {
   }
 
   static async open(api: KubeApiClient, headers: RequestHeaders, place: ForwardPlace, via: SpdyVia, onGone: () => void): Promise<SpdyForwardSession> {
-    const { socket, head } = via === 'websocket' ? await upgradeTunnel(api, headers, place) : await upgradeSpdy(api, headers, place);
+    const { socket, head } = await upgrade(api, headers, place, via);
     return new SpdyForwardSession(new SpdyClientConnection(socket, head), via, onGone);
   }
 

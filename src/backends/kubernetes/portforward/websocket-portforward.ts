@@ -6,15 +6,12 @@
  * client closes). Backpressure: reads pause the socket (TCP holds the API server); a write
  * completes when ws handed the frame to the socket.
  */
-import type { ClientRequest } from 'node:http';
-import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import WebSocket from 'ws';
-import { BridgeError } from '../../../errors.ts';
-import { connectTimeout, networkFailure } from '../api/api-errors.ts';
+import type WebSocket from 'ws';
 import type { KubeApiClient, RequestHeaders } from '../api/client.ts';
-import { readBody } from '../channel/exec-request.ts';
-import { refusedForward, type ForwardPlace } from './portforward-errors.ts';
+import { upgradeWebSocket } from '../channel/upgrade.ts';
+import { refusedForwardUpgrade, type ForwardPlace } from './portforward-errors.ts';
+import { portForwardPath } from './spdy-portforward.ts';
 
 export const PORTFORWARD_V4 = 'v4.channel.k8s.io';
 const MAX_FRAME_BYTES = 16 * 1024 * 1024;
@@ -88,51 +85,19 @@ export class WebSocketForwardStream extends Duplex {
   }
 }
 
-export async function openWebSocketForward(api: KubeApiClient, headers: RequestHeaders, place: ForwardPlace, port: number): Promise<WebSocketForwardStream> {
-  const conn = await api.connectionOptions(headers);
-  const path = `/api/v1/namespaces/${encodeURIComponent(place.namespace)}/pods/${encodeURIComponent(place.pod)}/portforward`;
-  const url = api.url(path, new URLSearchParams({ ports: String(port) }));
-  url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
-  let connected = false;
-  const options = {
-    ...conn,
-    handshakeTimeout: api.connectTimeoutMs,
-    perMessageDeflate: false,
-    followRedirects: false,
-    maxPayload: MAX_FRAME_BYTES,
-    finishRequest: (request: ClientRequest) => {
-      request.on('socket', (socket: Socket) => {
-        if (!socket.connecting) connected = true;
-        else socket.once('connect', () => (connected = true));
-      });
-      request.end();
+export function openWebSocketForward(api: KubeApiClient, headers: RequestHeaders, place: ForwardPlace, port: number): Promise<WebSocketForwardStream> {
+  return upgradeWebSocket(
+    api,
+    headers,
+    {
+      path: portForwardPath(place),
+      query: new URLSearchParams({ ports: String(port) }),
+      protocols: [PORTFORWARD_V4],
+      what: 'port-forward',
+      refused: (httpStatus, body) => refusedForwardUpgrade(api, place, port, httpStatus, body),
+      closedEarly: 'connect-failed',
+      maxPayload: MAX_FRAME_BYTES,
     },
-  } as WebSocket.ClientOptions;
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, [PORTFORWARD_V4], options);
-    let settled = false;
-    const fail = (err: BridgeError) => {
-      if (settled) return;
-      settled = true;
-      ws.terminate();
-      reject(err);
-    };
-    ws.on('unexpected-response', (_request, res) => {
-      readBody(res).then(
-        (body) => fail(refusedForward(api, place, port, res.statusCode ?? 0, body)),
-        (err: unknown) => fail(networkFailure(err, api)),
-      );
-    });
-    ws.on('error', (err) => {
-      if (err.message === 'Opening handshake has timed out') return fail(connectTimeout(api, api.connectTimeoutMs, connected));
-      fail(networkFailure(err, api));
-    });
-    ws.on('close', () => fail(new BridgeError('connect-failed', `the Kubernetes API server at ${api.server} closed the port-forward connection before it opened`)));
-    ws.on('open', () => {
-      if (settled) return;
-      settled = true;
-      ws.removeAllListeners();
-      resolve(new WebSocketForwardStream(ws));
-    });
-  });
+    (ws) => new WebSocketForwardStream(ws),
+  );
 }

@@ -31,7 +31,7 @@ import {
   type HeaderList,
 } from './frames.ts';
 import { HeaderCompressor, HeaderDecompressor } from './headers.ts';
-import { EventRelay } from '../transport.ts';
+import { EventRelay } from '../../../exec/transport.ts';
 
 /** client-go writes through io.Copy's 32 KiB buffer: one data frame per write. */
 const MAX_DATA_FRAME = 32 * 1024;

@@ -1,5 +1,6 @@
 /** The Docker Engine's failures in the user's words: one line naming the thing and what to do. */
 import { BridgeError } from '../../errors.ts';
+import type { ExecWords } from '../exec/exec-process.ts';
 import { oneLine } from '../kubernetes/api/status.ts';
 import { EngineError } from './engine.ts';
 import type { EngineEndpoint } from './endpoint.ts';
@@ -73,4 +74,16 @@ export function startFailure(place: DockerPlace, words: string, code: number | n
 
 export function placeDetail(place: DockerPlace): Record<string, unknown> {
   return { container: place.name, containerId: place.id.slice(0, 12) };
+}
+
+/** An exec's failures in a container, as ExecProcess reports them. */
+export function dockerExecWords(place: DockerPlace): ExecWords {
+  return {
+    failed: (words, detail) => startFailure(place, words, typeof detail.exitCode === 'number' ? detail.exitCode : null),
+    lost: (why, detail) =>
+      new BridgeError('stream-lost', `connection to the Docker Engine lost before ${where(place)} reported an exit status${why !== null ? ` (${oneLine(why, 120)})` : ''}`, {
+        detail: { ...placeDetail(place), ...detail },
+      }),
+    endedByBridge: (reason, detail) => new BridgeError('stream-lost', `session in ${where(place)} was ended by podbridge: ${reason}`, { detail: { ...placeDetail(place), ...detail } }),
+  };
 }

@@ -5,7 +5,7 @@
  * gets the standard "Permission denied (publickey)", as from sshd, so a scanner learns nothing.
  */
 import type { ParsedKey } from 'ssh2';
-import { freezeIdentity, type Identity } from './identity.ts';
+import { freezeIdentity, type Identity } from './identities.ts';
 import { blobKey } from './key-line.ts';
 import { checkKeyOptions, type KeyOptions } from './key-options.ts';
 import type { CertificateAuthority, Policy } from './types.ts';

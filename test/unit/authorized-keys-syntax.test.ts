@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { parseAuthorizedKeys } from '../../src/ssh/authorized-keys.ts';
+import { parseAuthorizedKeys } from '../../src/openssh/authorized-keys-syntax.ts';
 import { makeClientKey } from '../helpers/ssh-client.ts';
 
 describe('authorized_keys', () => {

@@ -5,6 +5,8 @@
  * refused rather than run differently than the user meant: splitting on spaces is the pitfall
  * other bridges fell into, so this is only the fallback where no shell exists.
  */
+import { BridgeError } from '../../errors.ts';
+
 const SHELL_SYNTAX = new Set(['|', '&', ';', '<', '>', '(', ')', '$', '`', '*', '?', '[', '#', '~', '{', '}', '\n']);
 
 /** The words of a plain command, or null when it needs a shell. */
@@ -51,5 +53,22 @@ export function plainCommandWords(command: string): string[] | null {
   if (words.length === 0) return null;
   // `VAR=value cmd` is an assignment only a shell understands.
   if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(words[0]!)) return null;
+  return words;
+}
+
+/**
+ * What runs in an image without /bin/sh: the plain command's words, or a refusal naming `where`
+ * (the container) and what to do; `hint` is the backend's own way to get a shell, if any.
+ */
+export function directArgv(command: string | null, where: string, opts: { hint?: string; detail?: Record<string, unknown> } = {}): string[] {
+  const hint = opts.hint !== undefined ? `, or ${opts.hint}` : '';
+  const detail = opts.detail !== undefined ? { detail: opts.detail } : {};
+  if (command === null) {
+    throw new BridgeError('no-shell', `${where} has no /bin/sh, so there is no shell to open; run a command instead (ssh LOGIN /path/to/program ARGS)${hint}`, detail);
+  }
+  const words = plainCommandWords(command);
+  if (words === null) {
+    throw new BridgeError('no-shell', `${where} has no /bin/sh, and this command needs one (pipes, redirections, variables, globs or several commands); run a plain command${hint}`, detail);
+  }
   return words;
 }

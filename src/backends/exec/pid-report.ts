@@ -1,10 +1,10 @@
 /**
- * Reads the wrapper's PID report (kubernetes/command.ts: `ESC ] podbridge-pid ; PID ; START BEL`,
+ * Reads the wrapper's PID report (command.ts: `ESC ] podbridge-pid ; PID ; START BEL`,
  * the first bytes the wrapper writes on stdout) off the front of a stdout stream, across chunk
  * boundaries, in bounded memory. Protocol-neutral: any backend that runs the wrapper uses it.
  */
-import { PID_REPORT_END, PID_REPORT_PREFIX } from './kubernetes/exec/command.ts';
-import type { Leader } from './kubernetes/control/control-script.ts';
+import type { Leader } from '../kubernetes/control/control-script.ts';
+import { PID_REPORT_END, PID_REPORT_PREFIX } from './command.ts';
 
 const PREFIX = Buffer.from(PID_REPORT_PREFIX, 'latin1');
 const END_BYTE = PID_REPORT_END.charCodeAt(0);

@@ -7,8 +7,8 @@
  * Every value travels as a positional argument and is only ever expanded inside double quotes,
  * so no value is ever parsed as shell text.
  */
-import type { ProcessSpec } from '../../backend.ts';
-import { execSimpleCommand } from '../../simple-command.ts';
+import type { ProcessSpec } from '../backend.ts';
+import { execSimpleCommand } from '../simple-command.ts';
 
 /** The wrapper's `$0`, so its own rare error messages say who is talking. */
 const WRAPPER_NAME = 'podbridge';
@@ -43,13 +43,10 @@ pb_report; unset -f pb_report; unset pb_s`;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/**
- * Names the wrapper uses for itself. After the exports it keeps no state in variables at all
- * (a client that may set a variable the wrapper reads could change what runs, bypassing a
- * forced command: issue 15); these prefixes are still reserved, and config validation refuses
- * `--accept-env` patterns that could match them (config.ts).
- */
-export const WRAPPER_RESERVED_PREFIXES = ['PODBRIDGE_', 'pb_'] as const;
+// The names the wrapper uses for itself (`PODBRIDGE_*`, `pb_*`) are reserved in
+// env-patterns.ts (WRAPPER_RESERVED_PREFIXES). After the exports it keeps no state in variables
+// at all: a client that may set a variable the wrapper reads could change what runs, bypassing a
+// forced command (issue 15).
 
 /** Ends the KEY=VALUE arguments: never one of them (each holds a '='). */
 const END_OF_ENV = '--';

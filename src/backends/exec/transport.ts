@@ -1,9 +1,10 @@
 /**
- * The channel layer: what an exec needs from one upgraded connection, whatever its framing.
- * One implementation per protocol (websocket.ts: v5/v4 channel bytes in WebSocket messages;
- * spdy-transport.ts: one SPDY/3.1 stream per channel). The exec process (exec/exec-process.ts)
- * holds everything protocol-neutral on top: the PID report gate, the resize coalescer, the
- * Status, the lifecycle and when to stop reading.
+ * What an exec needs from one connection, whatever its framing: one implementation per protocol
+ * (kubernetes/channel/websocket.ts: v5/v4 channel bytes in WebSocket messages;
+ * kubernetes/channel/spdy-transport.ts: one SPDY/3.1 stream per channel; docker/exec-transport.ts:
+ * the Engine's hijacked socket). The exec process (exec-process.ts) holds everything
+ * protocol-neutral on top: the PID report gate, the resize coalescer, the Status, the lifecycle
+ * and when to stop reading.
  *
  * Flow control is the transport's own business below this line: `pause()` means "deliver
  * nothing more until resume()", and the transport makes the peer stop sending (TCP for

@@ -3,8 +3,7 @@
  * proved it allows. A session keeps this object for its whole life: a policy reload changes
  * what NEW sessions may do (authorize() reads the current policy), never the running ones.
  *
- * It is a structural superset of src/identity.ts's Identity (name, keyFingerprint,
- * keyComment), so it can be passed wherever that one is expected today.
+ * Layers outside the policy (ssh/, backends/) import the type through src/identity.ts.
  */
 import type { PermitOpen } from './permit-open.ts';
 

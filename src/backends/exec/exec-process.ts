@@ -1,7 +1,9 @@
 /**
- * One running exec, as a RemoteProcess, over any channel transport (channel/transport.ts:
- * WebSocket v5/v4, SPDY/3.1): everything about an exec that does not depend on the framing.
- * Our own client (not client-node's Exec helper, which loses backpressure, Status bodies and closes).
+ * One running exec, as a RemoteProcess, over any channel transport (transport.ts: Kubernetes'
+ * WebSocket v5/v4 and SPDY/3.1, the Docker Engine's hijacked socket): everything about an exec
+ * that depends neither on the framing nor on the backend; the backend's words for its failures
+ * come in as `words`. Our own client (not client-node's Exec helper, which loses backpressure,
+ * Status bodies and closes).
  *
  * Flow control, both ways:
  * - in: when stdout or stderr `push()` returns false we pause the transport; the peer then stops
@@ -22,16 +24,14 @@
  */
 import { Readable, Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Exit, RemoteProcess, TerminalSize, TtySpec } from '../../backend.ts';
-import { BridgeError } from '../../../errors.ts';
-import type { Logger } from '../../../log.ts';
-import { endedByBridge, execFailure, streamLost } from './exec-errors.ts';
-import { PID_REPORT_END, PID_REPORT_PREFIX } from './command.ts';
-import { LINUX_SIGNALS, TERMINATING_SIGNALS, normalizeSignal, type Leader } from '../control/control-script.ts';
-import type { ProcessControl } from '../control/process-control.ts';
-import { interpretStatus, oneLine, parseStatus, type StatusOutcome } from '../api/status.ts';
-import type { ExecTarget } from '../api/resolve.ts';
-import type { ChannelTransport, IncomingStream } from '../channel/transport.ts';
+import type { Exit, RemoteProcess, TerminalSize, TtySpec } from '../backend.ts';
+import { BridgeError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import { LINUX_SIGNALS, TERMINATING_SIGNALS, normalizeSignal } from '../kubernetes/control/control-script.ts';
+import type { ProcessControl } from '../kubernetes/control/process-control.ts';
+import { interpretStatus, oneLine, parseStatus, type StatusOutcome } from '../kubernetes/api/status.ts';
+import { PidReportReader } from './pid-report.ts';
+import type { ChannelTransport, IncomingStream } from './transport.ts';
 
 export interface ExecProcessTimings {
   /** How often we ping, so idle sessions survive load balancers (often 60 s idle limits). */
@@ -58,17 +58,33 @@ export const DEFAULT_TIMINGS: ExecProcessTimings = {
   pidReportWaitMs: 5_000,
 };
 
+/** A backend's one-line messages for an exec that did not end with an exit status, naming its
+ *  place (pod, container); `detail` goes to the log. */
+export interface ExecWords {
+  /** The runtime could not run the command; `words` is what it said. */
+  failed(words: string, detail: Record<string, unknown>): BridgeError;
+  /** The stream ended without an exit status: never report that as exit 0. */
+  lost(why: string | null, detail: Record<string, unknown>): BridgeError;
+  /** terminate() closed the stream before the process reported an exit status. */
+  endedByBridge(reason: string, detail: Record<string, unknown>): BridgeError;
+}
+
 export interface ExecProcessOptions {
   /** The open connection, not yet attached: the process attaches at once. */
   transport: ChannelTransport;
-  target: ExecTarget;
-  tty: TtySpec | null;
+  words: ExecWords;
+  /** The terminal's size (a TtySpec will do), or null for none. */
+  tty: TtySpec | TerminalSize | null;
   control: ProcessControl;
   /** Should already carry the target (namespace, pod, container) as bindings. */
   log: Logger;
   timings?: Partial<ExecProcessTimings>;
   /** The command starts with the wrapper's PID report on stdout (buildExecCommand's reportPid). */
   pidReport?: boolean;
+  /** Other bytes on stdout where the report belongs are the runtime's words about a start that
+   *  failed (the Docker Engine writes them on the stream), kept for the error and never shown.
+   *  Without this they are the user's output. */
+  runtimeSpeaksFirst?: boolean;
   /** For an end we did not cause (not terminate()): may replace the exit (explain it) and start
    *  work of its own. `exited` resolves with what it returns; the caller bounds its time. */
   afterEnd?: (exit: Exit) => Promise<Exit>;
@@ -78,10 +94,8 @@ export interface ExecProcessOptions {
 // pace (64 KiB cost a third of the throughput of a 100 MiB download through OpenSSH).
 const OUTPUT_HIGH_WATER_MARK = 256 * 1024;
 const STDIN_HIGH_WATER_MARK = 64 * 1024;
-const PID_REPORT_BYTES = Buffer.from(PID_REPORT_PREFIX, 'latin1');
-const PID_REPORT_END_BYTE = PID_REPORT_END.charCodeAt(0);
-/** Prefix, a PID, a start time in clock ticks, the terminator: never near this long. */
-const PID_REPORT_MAX_BYTES = PID_REPORT_BYTES.length + 48;
+/** The runtime's words before our wrapper ran: one line of error, never more. */
+const MAX_START_ERROR_BYTES = 4096;
 
 export class ExecProcess implements RemoteProcess {
   readonly stdin: Writable;
@@ -102,7 +116,7 @@ export class ExecProcess implements RemoteProcess {
   }
 
   private readonly transport: ChannelTransport;
-  private readonly target: ExecTarget;
+  private readonly words: ExecWords;
   private readonly hasTty: boolean;
   private readonly control: ProcessControl;
   private readonly log: Logger;
@@ -132,9 +146,11 @@ export class ExecProcess implements RemoteProcess {
   private droppedStdinLogged = false;
 
   private readonly afterEnd: ((exit: Exit) => Promise<Exit>) | null;
-  /** 'reading': the first stdout bytes are (maybe partly) the PID report, kept in reportBuf. */
-  private reportState: 'off' | 'reading' | 'done';
-  private reportBuf = Buffer.alloc(0);
+  /** Set while the first stdout bytes are (maybe partly) the PID report. */
+  private report: PidReportReader | null;
+  private readonly runtimeSpeaksFirst: boolean;
+  /** The runtime's words where the report belonged (with runtimeSpeaksFirst): the wrapper never ran. */
+  private startWords: Buffer | null = null;
   /** stdin waits for the PID report; at most one write or the end is held (Writable serialises). */
   private stdinHeld: boolean;
   private heldWrite: { chunk: Buffer; callback: (err?: Error | null) => void } | null = null;
@@ -146,7 +162,8 @@ export class ExecProcess implements RemoteProcess {
   constructor(options: ExecProcessOptions) {
     this.transport = options.transport;
     this.protocol = options.transport.description;
-    this.target = options.target;
+    this.words = options.words;
+    this.runtimeSpeaksFirst = options.runtimeSpeaksFirst === true;
     this.hasTty = options.tty !== null;
     this.control = options.control;
     this.log = options.log;
@@ -155,7 +172,7 @@ export class ExecProcess implements RemoteProcess {
     this.started = new Promise<void>((resolve) => (this.resolveStarted = resolve));
     if (options.pidReport !== true) this.resolveStarted();
     this.afterEnd = options.afterEnd ?? null;
-    this.reportState = options.pidReport === true ? 'reading' : 'off';
+    this.report = options.pidReport === true ? new PidReportReader() : null;
     this.stdinHeld = options.pidReport === true;
     if (this.stdinHeld) {
       // A wrapper that cannot print (it always can; still) must not hold the user's input forever.
@@ -190,6 +207,11 @@ export class ExecProcess implements RemoteProcess {
 
     this.keepaliveTimer = setInterval(() => this.keepalive(), this.timings.keepaliveIntervalMs);
     this.keepaliveTimer.unref();
+  }
+
+  /** Something other than the wrapper's PID report came first: the wrapper never ran. */
+  get wrapperFailed(): boolean {
+    return this.startWords !== null;
   }
 
   resize(size: TerminalSize): void {
@@ -246,7 +268,11 @@ export class ExecProcess implements RemoteProcess {
   private onData(stream: IncomingStream, payload: Buffer): void {
     switch (stream) {
       case 'stdout':
-        if (this.reportState === 'reading') return this.readPidReport(payload);
+        if (this.startWords !== null) {
+          if (this.startWords.length < MAX_START_ERROR_BYTES) this.startWords = Buffer.concat([this.startWords, payload]);
+          return;
+        }
+        if (this.report !== null) return this.readPidReport(payload);
         return this.deliver(this.stdout, payload);
       case 'stderr':
         // Not requested with a TTY; if a server sends it anyway, the terminal is where it belongs.
@@ -267,32 +293,22 @@ export class ExecProcess implements RemoteProcess {
 
   /** Collects the first stdout bytes until they are the whole PID report, or clearly not one. */
   private readPidReport(payload: Buffer): void {
-    if (payload.length === 0) return; // readiness
-    this.reportBuf = Buffer.concat([this.reportBuf, payload]);
-    const buf = this.reportBuf;
-    const n = Math.min(buf.length, PID_REPORT_BYTES.length);
-    if (!buf.subarray(0, n).equals(PID_REPORT_BYTES.subarray(0, n))) return this.endPidReport(null, buf);
-    if (buf.length < PID_REPORT_BYTES.length) return;
-    const end = buf.indexOf(PID_REPORT_END_BYTE, PID_REPORT_BYTES.length);
-    if (end < 0) {
-      if (buf.length > PID_REPORT_MAX_BYTES) this.endPidReport(null, buf);
+    const r = this.report?.feed(payload);
+    if (r === undefined || !r.done) return;
+    this.report = null;
+    this.resolveStarted();
+    if (!r.report && this.runtimeSpeaksFirst) {
+      // Our wrapper writes the report before anything else: these bytes are the runtime telling
+      // why it could not start it (`OCI runtime exec failed: ... "/bin/sh": no such file`).
+      this.startWords = r.rest;
+      this.control.setLeader(null);
       return;
     }
-    const m = /^([1-9][0-9]{0,9});([0-9]{0,20})$/.exec(buf.subarray(PID_REPORT_BYTES.length, end).toString('latin1'));
-    const leader: Leader | null = m === null ? null : { pid: Number(m[1]), startTime: m[2] === '' || m[2] === undefined ? null : m[2] };
-    // A malformed report is still ours: drop it rather than show it.
-    this.endPidReport(leader, buf.subarray(end + 1));
-  }
-
-  /** `rest`: bytes after the report (or everything, when it was not one) that belong to the user. */
-  private endPidReport(leader: Leader | null, rest: Buffer): void {
-    this.resolveStarted();
-    this.reportState = 'done';
-    this.reportBuf = Buffer.alloc(0);
-    if (leader === null) this.log.debug('the wrapper\'s PID report was missing or malformed');
-    else this.log.debug({ pid: leader.pid }, 'session main process');
-    this.control.setLeader(leader);
-    if (rest.length > 0) this.deliver(this.stdout, rest);
+    // A malformed report is still ours and was dropped; other first bytes are the user's.
+    if (r.leader === null) this.log.debug("the wrapper's PID report was missing or malformed");
+    else this.log.debug({ pid: r.leader.pid }, 'session main process');
+    this.control.setLeader(r.leader);
+    if (r.rest.length > 0) this.deliver(this.stdout, r.rest);
     this.releaseStdin();
   }
 
@@ -407,10 +423,9 @@ export class ExecProcess implements RemoteProcess {
 
   private finish(closeCode: number, closeReason: string): void {
     if (this.finished) return;
-    // Still 'reading': what was held is the start of our report, cut off; nothing of the user's.
-    if (this.reportState === 'reading') this.control.setLeader(null);
-    this.reportState = 'done';
-    this.reportBuf = Buffer.alloc(0);
+    // Still reading: what was held is the start of our report, cut off; nothing of the user's.
+    if (this.report !== null) this.control.setLeader(null);
+    this.report = null;
     this.finished = true;
     clearInterval(this.keepaliveTimer);
     if (this.closeTimer !== null) clearTimeout(this.closeTimer);
@@ -445,7 +460,7 @@ export class ExecProcess implements RemoteProcess {
     const detail = { closeCode, closeReason, socketError: this.socketError?.message, lost: this.lostReason };
     // We ended it: the status the cleanup's SIGHUP or SIGKILL produced says nothing more.
     if (this.terminateReason !== null) {
-      return { kind: 'error', error: endedByBridge(this.target, this.terminateReason, { ...detail, status: this.outcome }) };
+      return { kind: 'error', error: this.words.endedByBridge(this.terminateReason, { ...detail, status: this.outcome }) };
     }
     let outcome = this.outcome;
     if (outcome === null && this.statusChunks.length > 0) {
@@ -453,15 +468,21 @@ export class ExecProcess implements RemoteProcess {
       const text = oneLine(Buffer.concat(this.statusChunks).toString('utf8'));
       if (text !== '') outcome = { kind: 'failure', reason: 'Unknown', message: text };
     }
+    if (this.startWords !== null) {
+      // The runtime spoke instead of our wrapper; a failure it reported as a Status says more.
+      const failure = outcome?.kind === 'failure' ? outcome.message : '';
+      const exitCode = outcome?.kind === 'exit' ? outcome.code : null;
+      return { kind: 'error', error: this.words.failed(`${failure} ${this.startWords.toString('utf8')}`.trim(), { ...detail, exitCode }) };
+    }
     if (outcome !== null) {
       if (outcome.kind === 'exit') {
         const signal = this.signalBehind(outcome.code);
         return signal === null ? { kind: 'code', code: outcome.code } : { kind: 'signal', signal, coreDumped: false };
       }
-      return { kind: 'error', error: execFailure(this.target, outcome.message, { reason: outcome.reason }) };
+      return { kind: 'error', error: this.words.failed(outcome.message, { reason: outcome.reason }) };
     }
     const why = this.lostReason ?? this.socketError?.message ?? (closeReason !== '' ? closeReason : null);
-    return { kind: 'error', error: streamLost(this.target, why, detail) };
+    return { kind: 'error', error: this.words.lost(why, detail) };
   }
 }
 

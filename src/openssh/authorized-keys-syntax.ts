@@ -1,10 +1,10 @@
 /**
- * OpenSSH authorized_keys line syntax: `[options] keytype base64 [comment]`. The access policy
- * (src/policy) reads both authorized_keys files and the keys of a policy file through this, and
- * gives the options their meaning.
+ * OpenSSH authorized_keys line syntax: `[options] keytype base64 [comment]`: the lexer only. The
+ * access policy (src/policy) reads both authorized_keys files and the keys of a policy file
+ * through this, and gives the options their meaning (policy/key-options.ts).
  */
 import type { ParsedKey } from 'ssh2';
-import { fingerprint, parsePublicKey } from './keys.ts';
+import { fingerprint, parsePublicKey } from './public-key.ts';
 
 export interface AuthorizedKey {
   key: ParsedKey;

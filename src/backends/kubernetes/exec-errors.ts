@@ -3,9 +3,10 @@
  * upgrade (a kubelet behind a v4 proxy refuses in plain HTTP) and the stream (a v5 API server
  * reports the same failure as a Status on channel 3), so both say the same thing.
  */
-import { BridgeError } from '../../../errors.ts';
-import { isMissingShell, oneLine } from '../api/status.ts';
-import type { ExecTarget } from '../api/resolve.ts';
+import { BridgeError } from '../../errors.ts';
+import type { ExecWords } from '../exec/exec-process.ts';
+import { isMissingShell, oneLine } from './api/status.ts';
+import type { ExecTarget } from './api/target-resolution.ts';
 
 export function where(t: ExecTarget): string {
   return `container "${t.container}" in pod "${t.pod}" in namespace "${t.namespace}"`;
@@ -45,4 +46,13 @@ export function endedByBridge(target: ExecTarget, reason: string, detail: Record
   return new BridgeError('stream-lost', `session in pod "${target.pod}" in namespace "${target.namespace}" was ended by podbridge: ${reason}`, {
     detail: { ...target, ...detail },
   });
+}
+
+/** An exec's failures in a pod, as ExecProcess reports them. */
+export function kubernetesExecWords(target: ExecTarget): ExecWords {
+  return {
+    failed: (words, detail) => execFailure(target, words, detail),
+    lost: (why, detail) => streamLost(target, why, detail),
+    endedByBridge: (reason, detail) => endedByBridge(target, reason, detail),
+  };
 }
