@@ -71,7 +71,7 @@ describe('browser terminal (TerminalHub over a WebSocket, local backend)', () =>
     const policy = path.join(dir, 'policy.yaml');
     fs.writeFileSync(policy, policyText());
     b = await startTestBridge({ backend: 'local', policy, webResumeGrace: 30 });
-    short = await startTestBridge({ backend: 'local', policy, webResumeGrace: 1 });
+    short = await startTestBridge({ backend: 'local', policy, webResumeGrace: 1, idleTimeout: 4, sessionWarning: 2 });
     web = await startTerminalServer(b.bridge.terminals, identities);
     webShort = await startTerminalServer(short.bridge.terminals, identities);
   });
@@ -153,6 +153,16 @@ describe('browser terminal (TerminalHub over a WebSocket, local backend)', () =>
     assert.deepEqual(running(`sleep ${marker}`), []);
     const late = client(webShort.url({ as: 'alice', resume: String(id) }));
     assert.equal(await late.closed, CLOSE.noSuchSession);
+  });
+
+  it('the idle timeout applies as over SSH, its warning shown as a notice', async () => {
+    const c = open({}, webShort);
+    await c.untilMessage('session');
+    const notice = await c.untilMessage('notice');
+    assert.match(String(notice.message), /idle session; it ends in \d+ s unless there is activity/);
+    const exit = await c.untilMessage('exit');
+    assert.match(String(exit.error), /session ended: idle for 4 s/);
+    assert.equal(await c.closed, CLOSE.normal);
   });
 
   it('observers watch read-only, with a notice to the owner; without the capability they are refused', async () => {
