@@ -88,7 +88,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   const taps = sessionTaps({ backend: backend.name, metrics, recorder: rec.dir ? recorder({ ...rec, dir: rec.dir }, log, metrics) : null });
   // One count of sessions per identity, whichever door (SSH, browser) they came through.
   const identities = identityLimits(config.ssh);
-  const ssh = await startServer({ config: { ...config, listen }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps, identities });
+  const ssh = await startServer({ config: { listen, ssh: config.ssh, session: config.session, ops: config.ops }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps, identities });
   const terminals = new TerminalHub({ backend, policy, session: config.session, motd: config.ssh.motd, log, audit, taps, identities });
   server = ssh;
   log.info({ address: `${ssh.address.address}:${ssh.address.port}` }, 'listening');

@@ -29,7 +29,8 @@ const CLOSE_DELIVERY_MS = 2000;
 
 /** What all connections share: limits that span connections, and the live-session registry. */
 export interface Shared {
-  config: Config;
+  /** The slices of the configuration a connection reads. */
+  config: Pick<Config, 'ssh' | 'session'>;
   backend: Backend;
   authenticator: Authenticator;
   /** The access policy in force, read anew for every session (a reload applies to the next one). */

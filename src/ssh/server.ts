@@ -43,7 +43,8 @@ interface SocketRecord {
 }
 
 export interface ServerDeps {
-  config: Config;
+  /** The slices of the configuration the SSH door reads. */
+  config: Pick<Config, 'listen' | 'ssh' | 'session' | 'ops'>;
   backend: Backend;
   authenticator: Authenticator;
   policy: PolicySource;

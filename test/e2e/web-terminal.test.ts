@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
-import { makeClientKey } from '../helpers/ssh-client.ts';
+import { InteractiveSsh, makeClientKey } from '../helpers/ssh-client.ts';
 import { startTerminalServer, TermClient, webIdentity, type TerminalServer } from '../helpers/web-terminal.ts';
 import { CLOSE } from '../../src/web/terminal/protocol.ts';
 
@@ -107,7 +107,9 @@ describe('browser terminal (TerminalHub over a WebSocket, local backend)', () =>
     const c = open({});
     await c.untilMessage('session');
     c.send({ type: 'resize', cols: 101, rows: 29 });
-    c.type('read line; echo "got:$line size:$(stty size)"\r');
+    c.type('echo "re""ady"; read line; echo "got:$line size:$(stty size)"\r');
+    // Only once the shell runs the line: bash's switch out of line editing drops typed-ahead input.
+    await c.untilOutput(/ready/);
     c.type('abc\r');
     await c.untilOutput(/got:abc size:29 101/);
     c.type('exit 0\r');
@@ -211,6 +213,22 @@ describe('browser terminal (TerminalHub over a WebSocket, local backend)', () =>
     assert.deepEqual(running(`sleep ${marker}`), []);
     const late = client(web.url({ as: 'alice', resume: String(id) }));
     assert.equal(await late.closed, CLOSE.noSuchSession);
+  });
+
+  it('SSH sessions and browser terminals count against one per-identity session limit', async () => {
+    const one = await startTestBridge({ backend: 'local', maxSessionsPerIdentity: 1 });
+    const server = await startTerminalServer(one.bridge.terminals, { me: webIdentity('tester@podbridge-test') }); // the test key's comment: its identity
+    const ssh = new InteractiveSsh({ port: one.port, key: one.key, login: TARGET, command: 'echo ssh-ready; sleep 60' });
+    try {
+      await ssh.waitFor(/ssh-ready/);
+      const c = client(server.url({ as: 'me', target: TARGET, cols: 80, rows: 24 }));
+      assert.equal(await c.closed, CLOSE.limit);
+      assert.match(String(c.message('error')?.message), /identity "tester@podbridge-test" has 1 sessions open \(the limit\); end one/);
+    } finally {
+      ssh.kill();
+      await server.close();
+      await one.close();
+    }
   });
 
   it('a page that stops reading holds the process back (bounded), and a slow observer is dropped without slowing the owner', async () => {
