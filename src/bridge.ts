@@ -15,12 +15,16 @@ import { startDiagServer, type DiagServer } from './ops/diag-server.ts';
 import { Metrics, tapAudit } from './ops/metrics.ts';
 import { sessionTaps } from './ops/session-tap.ts';
 import { recorder } from './ops/recording.ts';
+import { identityLimits } from './session/limits.ts';
+import { TerminalHub } from './web/terminal/hub.ts';
 
 export interface Bridge {
   server: BridgeServer;
   backend: Backend;
   /** The diagnostics port (--diag-listen), or null. */
   diag: DiagServer | null;
+  /** Browser terminals: the web door hands each authenticated terminal WebSocket to this. */
+  terminals: TerminalHub;
   /** SIGHUP: re-read the policy (or authorized_keys); running sessions are kept. */
   reload(reason: string): ReloadResult;
   /** SIGTERM: stop accepting, let sessions finish within `graceMs`, then end them. */
@@ -82,7 +86,10 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
 
   const rec = config.recording;
   const taps = sessionTaps({ backend: backend.name, metrics, recorder: rec.dir ? recorder({ ...rec, dir: rec.dir }, log, metrics) : null });
-  const ssh = await startServer({ config: { ...config, listen }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps });
+  // One count of sessions per identity, whichever door (SSH, browser) they came through.
+  const identities = identityLimits(config.ssh);
+  const ssh = await startServer({ config: { listen, ssh: config.ssh, session: config.session, ops: config.ops }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps, identities });
+  const terminals = new TerminalHub({ backend, policy, session: config.session, motd: config.ssh.motd, log, audit, taps, identities });
   server = ssh;
   log.info({ address: `${ssh.address.address}:${ssh.address.port}` }, 'listening');
   let diag: DiagServer | null = null;
@@ -114,17 +121,18 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     server: ssh,
     backend,
     diag,
+    terminals,
     reload: (reason: string) => policy.reload(reason),
     shutdown: async (graceMs: number) => {
       policy.close();
-      await ssh.shutdown(graceMs);
+      await Promise.all([ssh.shutdown(graceMs), terminals.shutdown(graceMs)]);
       await backend.close();
       await audit.close();
       await closeDiag();
     },
     close: async () => {
       policy.close();
-      await ssh.close();
+      await Promise.all([ssh.close(), terminals.close('podbridge stopped')]);
       await backend.close();
       await audit.close();
       await closeDiag();

@@ -83,7 +83,7 @@ describe('PolicySource', () => {
     const { log } = capture();
     assert.throws(
       () => PolicySource.open({ file, kind: 'policy-file', log, watch: false }),
-      (err: unknown) => err instanceof PolicyError && err.message === `${file}:10: rules[0].tyy: unknown field (did you mean "tty"?); fields here: name, description, identities, groups, namespaces, pods, workloads, containers, tty, commands, shell, fileTransfer, portForwarding, ports, docker`,
+      (err: unknown) => err instanceof PolicyError && err.message === `${file}:10: rules[0].tyy: unknown field (did you mean "tty"?); fields here: name, description, identities, groups, namespaces, pods, workloads, containers, tty, commands, shell, fileTransfer, portForwarding, observe, ports, docker`,
     );
     assert.throws(
       () => PolicySource.open({ file: path.join(dir, 'missing.yaml'), kind: 'policy-file', log, watch: false }),

@@ -207,7 +207,7 @@ rules:
         'policy.yaml:7: rules[0].namespaces[1]: expected a string, got number 7: quote it ("7")',
         'policy.yaml:8: rules[0].pods: must not be an empty list',
         'policy.yaml:9: rules[0].shell: expected true or false, got the string "yes"',
-        'policy.yaml:10: rules[0].tyy: unknown field (did you mean "tty"?); fields here: name, description, identities, groups, namespaces, pods, workloads, containers, tty, commands, shell, fileTransfer, portForwarding, ports, docker',
+        'policy.yaml:10: rules[0].tyy: unknown field (did you mean "tty"?); fields here: name, description, identities, groups, namespaces, pods, workloads, containers, tty, commands, shell, fileTransfer, portForwarding, observe, ports, docker',
         'policy.yaml:11: rules[1].namespaces: is required (or docker, for a rule about Docker containers)',
       ],
     );
