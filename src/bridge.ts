@@ -15,12 +15,15 @@ import { startDiagServer, type DiagServer } from './ops/diag-server.ts';
 import { Metrics, tapAudit } from './ops/metrics.ts';
 import { sessionTaps } from './ops/session-tap.ts';
 import { recorder } from './ops/recording.ts';
+import { startWebDoor, type WebDoor } from './web/server.ts';
 
 export interface Bridge {
   server: BridgeServer;
   backend: Backend;
   /** The diagnostics port (--diag-listen), or null. */
   diag: DiagServer | null;
+  /** The browser terminal (--web-listen), or null. */
+  web: WebDoor | null;
   /** SIGHUP: re-read the policy (or authorized_keys); running sessions are kept. */
   reload(reason: string): ReloadResult;
   /** SIGTERM: stop accepting, let sessions finish within `graceMs`, then end them. */
@@ -85,6 +88,13 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   const ssh = await startServer({ config: { ...config, listen }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps });
   server = ssh;
   log.info({ address: `${ssh.address.address}:${ssh.address.port}` }, 'listening');
+  let web: WebDoor | null = null;
+  if (config.web.listen) {
+    web = await startWebDoor({ config: config.web, policy, backend, log }).catch(async (err: Error) => {
+      await ssh.close();
+      throw err;
+    });
+  }
   let diag: DiagServer | null = null;
   if (config.ops.diagListen && metrics) {
     diag = await startDiagServer({
@@ -101,6 +111,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
       },
     }).catch(async (err: Error) => {
       await ssh.close();
+      await web?.close();
       throw new Error(`--diag-listen ${config.ops.diagListen?.host}:${config.ops.diagListen?.port}: cannot listen: ${err.message}`);
     });
     log.info({ address: `${diag.address.address}:${diag.address.port}` }, 'diagnostics listening (/metrics, /healthz, /readyz)');
@@ -114,17 +125,19 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     server: ssh,
     backend,
     diag,
+    web,
     reload: (reason: string) => policy.reload(reason),
     shutdown: async (graceMs: number) => {
       policy.close();
-      await ssh.shutdown(graceMs);
+      // Browser sessions are told and ended with the SSH ones, within the same bound.
+      await Promise.all([ssh.shutdown(graceMs), web?.close()]);
       await backend.close();
       await audit.close();
       await closeDiag();
     },
     close: async () => {
       policy.close();
-      await ssh.close();
+      await Promise.all([ssh.close(), web?.close()]);
       await backend.close();
       await audit.close();
       await closeDiag();
