@@ -142,7 +142,7 @@ function checkWebDoor(v: Resolved['values'], sources: Resolved['sources']): void
   if (v.webListen === null) return;
   if ((v.webTlsCert === null) !== (v.webTlsKey === null)) {
     const given = v.webTlsCert === null ? sources.webTlsKey : sources.webTlsCert;
-    throw new SettingError(`${describeSource(given)}: needs ${v.webTlsCert === null ? '--web-tls-cert' : '--web-tls-key'} too`);
+    throw new SettingError(`${describeSource(given, v.webTlsCert ?? v.webTlsKey)}: needs ${v.webTlsCert === null ? '--web-tls-cert' : '--web-tls-key'} too`);
   }
   if (v.webTlsCert === null && !isLoopbackHost(v.webListen.host)) {
     // Cookies and keystrokes must never cross a network in clear.
