@@ -4,7 +4,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AuthContext, ClientInfo, Connection as SshConnection } from 'ssh2';
-import type { Audit } from '../audit.ts';
 import type { Backend } from '../backends/backend.ts';
 import type { Config } from '../config.ts';
 import type { Identity } from '../identity.ts';
@@ -13,8 +12,12 @@ import { parseTarget, type Target } from '../target.ts';
 import type { PolicySource } from '../policy/index.ts';
 import { BridgeError } from '../errors.ts';
 import type { Authenticator, Credential } from './auth.ts';
-import { sourceKey, type KeyedCounter, type SourceBackoff } from './limits.ts';
-import { formatDuration, Session } from './session.ts';
+import { sourceKey, type SourceBackoff } from './limits.ts';
+import type { Audit } from '../audit.ts';
+import { Session } from './session.ts';
+import { formatDuration } from '../session/duration.ts';
+import { eventReporter } from '../session/events.ts';
+import type { KeyedCounter } from '../session/limits.ts';
 import type { SessionTaps } from '../ops/session-tap.ts';
 import { ConnectionForwarding } from '../forwarding/forwarder.ts';
 import { OpenFailure, rejectWithReason } from '../forwarding/open-failure.ts';
@@ -60,8 +63,10 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
   const remote = `${info.ip}:${info.port}`;
   const source = sourceKey(info.ip);
   const connectedAt = Date.now();
-  let log = shared.log.child({ conn, remote });
-  audit.emit({ event: 'connect', conn, remote });
+  // Every log line and audit event of this connection carries conn and remote.
+  let events = eventReporter(shared.log, audit, conn, remote);
+  let log = events.log;
+  events.audit({ event: 'connect' });
 
   let identity: Identity | null = null;
   let credential: Credential | null = null;
@@ -79,15 +84,15 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
     failures++;
     // Unknown keys are the scanners' daily bread: info. A known key refused (from=, expiry, CA) is a warning.
     log[quiet ? 'info' : 'warn']({ login: ctx.username, method: ctx.method, ...fields, failures }, `auth refused: ${reason}`);
-    audit.emit({ event: 'auth', conn, remote, result: 'failure', login: ctx.username, method: ctx.method, reason, ...fields });
+    events.audit({ event: 'auth', result: 'failure', login: ctx.username, method: ctx.method, reason, ...fields });
     const blockMs = shared.backoff.fail(info.ip);
     if (blockMs > 0) {
       log.warn({ ip: info.ip, source, seconds: blockMs / 1000 }, 'repeated authentication failures: source address backed off');
-      audit.emit({ event: 'limit', conn, remote, limit: 'failure-backoff', detail: `${blockMs} ms` });
+      events.audit({ event: 'limit', limit: 'failure-backoff', detail: `${blockMs} ms` });
     }
     if (failures >= config.ssh.maxAuthTries) {
       log.warn({ failures }, 'too many authentication failures; disconnecting');
-      audit.emit({ event: 'limit', conn, remote, limit: 'max-auth-tries', detail: String(failures) });
+      events.audit({ event: 'limit', limit: 'max-auth-tries', detail: String(failures) });
       ctx.reject();
       client.end();
       return;
@@ -121,7 +126,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       if (!counter.tryAcquire(key)) {
         const limit = counter === shared.identityConnections ? 'max-connections-per-identity' : 'max-connections-per-source';
         log.warn({ limit: counter.limit, key }, `connection refused: ${limit}`);
-        audit.emit({ event: 'limit', conn, remote, limit, detail: key });
+        events.audit({ event: 'limit', limit, detail: key });
         return new BridgeError('limit', message);
       }
       releases.push(() => counter.release(key));
@@ -135,7 +140,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       const r = shared.authenticator.recheck(credential);
       if (r.ok) return;
       log.warn({ reason: r.reason, why }, 'credential no longer accepted; closing the connection');
-      audit.emit({ event: 'limit', conn, remote, limit: 'credential-revoked', detail: r.reason });
+      events.audit({ event: 'limit', limit: 'credential-revoked', detail: r.reason });
       close('your credential is no longer accepted by the access policy; log in again');
     },
   };
@@ -165,12 +170,11 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       target = err as BridgeError;
     }
     shared.markAuthenticated(remote);
-    log = log.child({ identity: identity.name, login: ctx.username });
+    events = events.child({ identity: identity.name, login: ctx.username });
+    log = events.log;
     log.info({ fingerprint: decision.fingerprint, certKeyId: decision.certKeyId }, 'auth accepted');
-    audit.emit({
+    events.audit({
       event: 'auth',
-      conn,
-      remote,
       result: 'success',
       login: ctx.username,
       method: ctx.method,
@@ -198,7 +202,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       if (shared.draining.value || closing) return reject();
       if (sessions.size >= config.ssh.maxSessionsPerConnection) {
         log.warn({ limit: config.ssh.maxSessionsPerConnection }, 'session refused: too many sessions on this connection');
-        audit.emit({ event: 'limit', conn, remote, limit: 'max-sessions-per-connection', detail: String(sessions.size) });
+        events.audit({ event: 'limit', limit: 'max-sessions-per-connection', detail: String(sessions.size) });
         return reject();
       }
       // The credential as the policy sees it NOW: a removed key, a revoked certificate or
@@ -210,14 +214,14 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
         if (r.ok) who = r.identity;
         else {
           log.warn({ reason: r.reason }, 'session refused: credential no longer accepted');
-          audit.emit({ event: 'denied', conn, remote, identity: who.name, target: login, reason: r.reason });
+          events.audit({ event: 'denied', identity: who.name, target: login, reason: r.reason });
           // The reason stays in the log, as for a refused login: it may name policy files.
           why = new BridgeError('denied', `your credential is no longer accepted by the access policy; log in again`, { detail: { reason: r.reason } });
         }
       }
       if (why === null && !shared.identitySessions.tryAcquire(who.name)) {
         log.warn({ limit: shared.identitySessions.limit }, 'session refused: too many sessions for this identity');
-        audit.emit({ event: 'limit', conn, remote, limit: 'max-sessions-per-identity', detail: who.name });
+        events.audit({ event: 'limit', limit: 'max-sessions-per-identity', detail: who.name });
         return reject();
       }
       const counted = why === null;
@@ -230,8 +234,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
         acceptEnv: config.session.acceptEnv,
         timeouts: config.session,
         motd: config.ssh.motd,
-        log,
-        audit: { emit: audit.emit, conn, remote },
+        events,
         taps: shared.taps,
       });
       sessions.add(session);
@@ -257,7 +260,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
     }
     timers.push(setTimeout(() => {
       log.info({ limit }, 'maximum connection time reached; closing');
-      audit.emit({ event: 'limit', conn, remote, limit: 'max-connection-time', detail: `${maxConnectionMs} ms` });
+      events.audit({ event: 'limit', limit: 'max-connection-time', detail: `${maxConnectionMs} ms` });
       close(`maximum connection time (${limit}) reached`);
     }, maxConnectionMs));
   };
@@ -285,7 +288,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
     shared.connections.delete(handle);
     for (const s of sessions) s.onClientGone('connection closed');
     forwarding?.closeAll();
-    audit.emit({ event: 'disconnect', conn, remote, durationMs: Date.now() - connectedAt });
+    events.audit({ event: 'disconnect', durationMs: Date.now() - connectedAt });
     log.debug('connection closed');
   });
 }

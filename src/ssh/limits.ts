@@ -1,8 +1,8 @@
 /**
  * Abuse limits at the front door, each with a safe default and a log line when it bites:
- * per-source back-off after repeated authentication failures, and counters for unauthenticated
- * connections and sessions per identity. (Login grace time and auth attempts per connection are
- * enforced in the connection handler itself.)
+ * per-source back-off after repeated authentication failures. (Login grace time and auth attempts
+ * per connection are enforced in the connection handler itself; the per-identity counters both
+ * front doors share are in src/session/limits.ts.)
  */
 export interface BackoffOptions {
   /** Failures from one address within `windowMs` before it is made to wait. */
@@ -105,29 +105,5 @@ export class SourceBackoff {
       if (first === undefined) break;
       this.sources.delete(first);
     }
-  }
-}
-
-/** A named counter with a ceiling, e.g. sessions of one identity across all its connections. */
-export class KeyedCounter {
-  private readonly counts = new Map<string, number>();
-
-  constructor(readonly limit: number) {}
-
-  tryAcquire(key: string): boolean {
-    const n = this.counts.get(key) ?? 0;
-    if (n >= this.limit) return false;
-    this.counts.set(key, n + 1);
-    return true;
-  }
-
-  release(key: string): void {
-    const n = (this.counts.get(key) ?? 0) - 1;
-    if (n <= 0) this.counts.delete(key);
-    else this.counts.set(key, n);
-  }
-
-  get(key: string): number {
-    return this.counts.get(key) ?? 0;
   }
 }

@@ -15,7 +15,8 @@ import type { Authenticator } from './auth.ts';
 import { handleConnection, type ConnectionHandle, type Shared } from './connection.ts';
 import type { HostKey } from './keys.ts';
 import { ConnectionRateLimiter } from './connection-rate.ts';
-import { KeyedCounter, SourceBackoff } from './limits.ts';
+import { SourceBackoff } from './limits.ts';
+import { identityLimits, KeyedCounter, type IdentityLimits } from '../session/limits.ts';
 import { adoptProxiedAddress, readProxyHeader } from './proxy-protocol.ts';
 import { addressAllowed, parseAddressPatterns } from '../policy/address.ts';
 import type { Session } from './session.ts';
@@ -51,9 +52,11 @@ export interface ServerDeps {
   audit: Audit;
   metrics?: Metrics | null;
   taps?: SessionTaps;
+  /** Per-identity counts shared with the other front door (browser terminals); made here if absent. */
+  identities?: IdentityLimits;
 }
 
-export async function startServer({ config, backend, authenticator, policy, hostKeys, log, audit, metrics = null, taps }: ServerDeps): Promise<BridgeServer> {
+export async function startServer({ config, backend, authenticator, policy, hostKeys, log, audit, metrics = null, taps, identities = identityLimits(config.ssh) }: ServerDeps): Promise<BridgeServer> {
   const live = new Set<Connection>();
   /** Every TCP connection from accept on, keyed by remote address, so limits apply before SSH starts. */
   const sockets = new Map<string, SocketRecord>();
@@ -67,8 +70,8 @@ export async function startServer({ config, backend, authenticator, policy, host
     audit,
     taps,
     backoff: new SourceBackoff(config.ssh.backoff),
-    identitySessions: new KeyedCounter(config.ssh.maxSessionsPerIdentity),
-    identityConnections: new KeyedCounter(config.ssh.maxConnectionsPerIdentity),
+    identitySessions: identities.sessions,
+    identityConnections: identities.connections,
     sourceConnections: new KeyedCounter(config.ssh.maxConnectionsPerSource),
     sessions: new Set<Session>(),
     connections: new Set<ConnectionHandle>(),

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import ssh2 from 'ssh2';
-import { REQUEST_LIMITS } from '../../src/ssh/session.ts';
+import { REQUEST_LIMITS } from '../../src/session/requests.ts';
 import { startBridgeProcess } from '../helpers/bridge-process.ts';
 import { startTestBridge } from '../helpers/bridge.ts';
 import { InteractiveSsh, makeClientKey, runSsh } from '../helpers/ssh-client.ts';
