@@ -16,6 +16,7 @@ import { Metrics, tapAudit } from './ops/metrics.ts';
 import { sessionTaps } from './ops/session-tap.ts';
 import { recorder } from './ops/recording.ts';
 import { startWebDoor, type WebDoor } from './web/server.ts';
+import type { Identity } from './policy/index.ts';
 
 export interface Bridge {
   server: BridgeServer;
@@ -85,10 +86,12 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
 
   const rec = config.recording;
   const taps = sessionTaps({ backend: backend.name, metrics, recorder: rec.dir ? recorder({ ...rec, dir: rec.dir }, log, metrics) : null });
-  const ssh = await startServer({ config: { ...config, listen }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps });
+  let web: WebDoor | null = null;
+  // `ssh web-login@bridge` prints a one-time link into the browser door (src/web/ssh-web-login.ts).
+  const webLogin = config.web.listen ? (identity: Identity, target: string | null) => web?.mintLoginLink(identity, target) ?? 'the browser terminal is starting; try again in a moment' : undefined;
+  const ssh = await startServer({ config: { ...config, listen }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps, webLogin });
   server = ssh;
   log.info({ address: `${ssh.address.address}:${ssh.address.port}` }, 'listening');
-  let web: WebDoor | null = null;
   if (config.web.listen) {
     web = await startWebDoor({ config: config.web, policy, backend, log }).catch(async (err: Error) => {
       await ssh.close();
