@@ -34,8 +34,8 @@ export interface WebDoor {
   mintLoginLink(identity: Identity, target: string | null): string;
   /** Gives the door its terminals (the TerminalHub); until then upgrades are refused. */
   attach(sink: TerminalSink): void;
-  /** Stops accepting, ends every browser session. */
-  close(reason?: string): Promise<void>;
+  /** Stops accepting and closes sockets no terminal took; the hub's owner (bridge.ts) ends its sessions. */
+  close(): Promise<void>;
 }
 
 export interface WebDoorDeps {
@@ -162,12 +162,11 @@ export async function startWebDoor(deps: WebDoorDeps): Promise<WebDoor> {
     attach(s) {
       sink = s;
     },
-    async close(reason = 'podbridge is shutting down') {
+    async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections?.();
-      }).catch(() => undefined);
-      await sink?.close(reason);
+        server.closeAllConnections();
+      });
       upgrade.close();
     },
   };

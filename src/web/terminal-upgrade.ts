@@ -19,7 +19,6 @@ export type TerminalOpen =
   | { kind: 'observe'; session: string };
 export interface TerminalSink {
   handle(ws: WebSocket, principal: { identity: Identity; remote: string }, open: TerminalOpen): void;
-  close(reason: string): Promise<void>;
 }
 
 /** Keystrokes and pastes; larger frames close the socket (ws answers 1009). */

@@ -63,3 +63,31 @@ export async function waitForScreen(page: Page, pattern: RegExp, ms = 30_000): P
 }
 
 export type { Browser, Page };
+
+// The page's own globals, reached through strings: the tests compile without the DOM library.
+
+/** Waits for the terminal's status line (connected, resumed, `1 watching`) to match. */
+export async function waitForStatus(page: Page, pattern: RegExp): Promise<void> {
+  await page.waitForFunction(`${pattern}.test(document.querySelector('#status')?.textContent ?? '')`);
+}
+
+export function terminalSize(page: Page): Promise<{ cols: number; rows: number }> {
+  return page.evaluate('window.podbridgeSize()') as Promise<{ cols: number; rows: number }>;
+}
+
+/** Drops the page's terminal WebSocket as a network failure would. */
+export async function dropSocket(page: Page): Promise<void> {
+  await page.evaluate('window.podbridgeDrop()');
+}
+
+/** The session id the page keeps in sessionStorage for this target. */
+export function storedSession(page: Page, target: string): Promise<string | null> {
+  return page.evaluate(`sessionStorage.getItem(${JSON.stringify(`podbridge.session.${target}`)})`) as Promise<string | null>;
+}
+
+/** What `new WebSocket(url)` in this page sees first: `message …` or `closed CODE`. */
+export function tryWebSocket(page: Page, url: string): Promise<string> {
+  return page.evaluate(
+    `new Promise((resolve) => { const ws = new WebSocket(${JSON.stringify(url)}); ws.onmessage = (e) => resolve('message ' + String(e.data)); ws.onclose = (e) => resolve('closed ' + e.code); })`,
+  ) as Promise<string>;
+}

@@ -30,6 +30,10 @@ declare global {
   interface Window {
     /** The screen as text, one line per row (the browser tests read it). */
     podbridgeScreen?: () => string;
+    /** The terminal's size in cells. */
+    podbridgeSize?: () => { cols: number; rows: number };
+    /** Drops the WebSocket as a network failure would (the browser tests' "kill the socket"). */
+    podbridgeDrop?: () => void;
   }
 }
 
@@ -61,6 +65,8 @@ export function openTerminal(open: Open): void {
     for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
     return lines.join('\n');
   };
+  window.podbridgeSize = () => ({ cols: term.cols, rows: term.rows });
+  window.podbridgeDrop = () => ws?.close(4000, 'dropped');
   // Copy with Ctrl+Shift+C (Ctrl+C stays the terminal's interrupt); paste is the browser's own.
   term.attachCustomKeyEventHandler((e) => {
     if (e.type === 'keydown' && e.ctrlKey && e.shiftKey && e.code === 'KeyC') {
