@@ -77,7 +77,7 @@ export async function startWebDoor(deps: WebDoorDeps): Promise<WebDoor> {
     };
     const sameOrigin = () => req.headers.origin === originOf(req);
 
-    if (path === '/' || path === '/login' || path.startsWith('/t/')) {
+    if (path === '/' || path === '/login' || path === '/observe' || path.startsWith('/t/')) {
       if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'only GET' });
       const nonce = newNonce();
       setSecurityHeaders(res, tls, nonce);

@@ -67,8 +67,18 @@ export type { Browser, Page };
 // The page's own globals, reached through strings: the tests compile without the DOM library.
 
 /** Waits for the terminal's status line (connected, resumed, `1 watching`) to match. */
-export async function waitForStatus(page: Page, pattern: RegExp): Promise<void> {
-  await page.waitForFunction(`${pattern}.test(document.querySelector('#status')?.textContent ?? '')`);
+export async function waitForStatus(page: Page, pattern: RegExp, ms = 30_000): Promise<void> {
+  // Polled from here: the page's CSP forbids the eval that waitForFunction(string) needs.
+  const deadline = Date.now() + ms;
+  let text = '';
+  while (Date.now() < deadline) {
+    text = (await page.locator('#status').textContent()) ?? '';
+    if (pattern.test(text)) return;
+    const ended = await page.locator('#ended-message, #error').allTextContents();
+    if (ended.length > 0) throw new Error(`waiting for status ${pattern}, the page says: ${ended.join(' ')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`status never matched ${pattern}; it reads "${text}"`);
 }
 
 export function terminalSize(page: Page): Promise<{ cols: number; rows: number }> {

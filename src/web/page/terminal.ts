@@ -90,6 +90,8 @@ export function openTerminal(open: Open): void {
   let over = false;
   let attempts = 0;
 
+  /** connected / resumed, and who is watching. */
+  let state = '';
   const status = (text: string) => ($('status').textContent = text);
   const endButton = $('end') as HTMLButtonElement;
   endButton.hidden = observer;
@@ -156,7 +158,8 @@ export function openTerminal(open: Open): void {
           attempts = 0;
           sessionId = msg.id;
           if (!observer) sessionStorage.setItem(storageKey, msg.id);
-          status(msg.resumed ? 'resumed' : 'connected');
+          state = msg.resumed ? 'resumed' : 'connected';
+          status(state);
           // The size may have changed while we were away.
           if (!observer && (msg.resumed || term.cols > 0)) socket.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows }));
           term.focus();
@@ -169,7 +172,7 @@ export function openTerminal(open: Open): void {
           notice(msg.message);
           break;
         case 'observers':
-          status(msg.count > 0 ? `${msg.count} watching` : 'connected');
+          status(msg.count > 0 ? `${msg.count} watching` : state);
           break;
         case 'error':
           finish(msg.message, 'new');
