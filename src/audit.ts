@@ -57,6 +57,8 @@ export type AuditEvent =
       bytesFromPod: number;
       durationMs: number;
     }
+  /** Someone started or stopped watching a browser terminal (read-only; the policy's `observe`). */
+  | { event: 'observe'; conn: string; remote: string; identity: string; owner: string; target: string; action: 'joined' | 'left' }
   | { event: 'disconnect'; conn: string; remote: string; durationMs: number };
 
 export interface Audit {

@@ -16,6 +16,8 @@ import { Metrics, tapAudit } from './ops/metrics.ts';
 import { sessionTaps } from './ops/session-tap.ts';
 import { recorder } from './ops/recording.ts';
 import { startWebDoor, type WebDoor } from './web/server.ts';
+import { identityLimits } from './session/limits.ts';
+import { TerminalHub } from './web/terminal/hub.ts';
 import type { Identity } from './policy/index.ts';
 
 export interface Bridge {
@@ -25,6 +27,8 @@ export interface Bridge {
   diag: DiagServer | null;
   /** The browser terminal (--web-listen), or null. */
   web: WebDoor | null;
+  /** Browser terminals: the web door hands each authenticated terminal WebSocket to this. */
+  terminals: TerminalHub;
   /** SIGHUP: re-read the policy (or authorized_keys); running sessions are kept. */
   reload(reason: string): ReloadResult;
   /** SIGTERM: stop accepting, let sessions finish within `graceMs`, then end them. */
@@ -89,7 +93,10 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   let web: WebDoor | null = null;
   // `ssh web-login@bridge` prints a one-time link into the browser door (src/web/ssh-web-login.ts).
   const webLogin = config.web.listen ? (identity: Identity, target: string | null) => web?.mintLoginLink(identity, target) ?? 'the browser terminal is starting; try again in a moment' : undefined;
-  const ssh = await startServer({ config: { ...config, listen }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps, webLogin });
+  // One count of sessions per identity, whichever door (SSH, browser) they came through.
+  const identities = identityLimits(config.ssh);
+  const ssh = await startServer({ config: { ...config, listen }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps, identities, webLogin });
+  const terminals = new TerminalHub({ backend, policy, session: config.session, motd: config.ssh.motd, log, audit, taps, identities });
   server = ssh;
   log.info({ address: `${ssh.address.address}:${ssh.address.port}` }, 'listening');
   if (config.web.listen) {
@@ -97,6 +104,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
       await ssh.close();
       throw err;
     });
+    web.attach(terminals);
   }
   let diag: DiagServer | null = null;
   if (config.ops.diagListen && metrics) {
@@ -129,18 +137,19 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     backend,
     diag,
     web,
+    terminals,
     reload: (reason: string) => policy.reload(reason),
     shutdown: async (graceMs: number) => {
       policy.close();
       // Browser sessions are told and ended with the SSH ones, within the same bound.
-      await Promise.all([ssh.shutdown(graceMs), web?.close()]);
+      await Promise.all([ssh.shutdown(graceMs), terminals.shutdown(graceMs), web?.close()]);
       await backend.close();
       await audit.close();
       await closeDiag();
     },
     close: async () => {
       policy.close();
-      await Promise.all([ssh.close(), web?.close()]);
+      await Promise.all([ssh.close(), terminals.close('podbridge stopped'), web?.close()]);
       await backend.close();
       await audit.close();
       await closeDiag();

@@ -95,6 +95,8 @@ export const configSchema = z.object({
     warningMs: z.number().int().min(0),
     /** When a session is ended from our side: SIGHUP to its processes, then SIGKILL after this. */
     terminateGraceMs: z.number().int().min(0),
+    /** How long a browser terminal's process outlives a dropped WebSocket, waiting to be resumed. */
+    webResumeGraceMs: z.number().int().min(0),
   }),
   /** On SIGTERM: how long sessions may go on before they are ended. */
   shutdownGraceMs: z.number().int().min(0),
@@ -205,6 +207,7 @@ function configFrom({ values: v, sources }: Resolved): Config {
       maxDurationMs: v.maxSessionTime,
       warningMs: v.sessionWarning,
       terminateGraceMs: v.terminateGrace,
+      webResumeGraceMs: v.webResumeGrace,
     },
     ssh: {
       keepaliveIntervalMs: v.keepaliveInterval,

@@ -319,6 +319,14 @@ export const SETTINGS = {
     default: (): string | null => null,
     parse: fileText,
   }),
+  webResumeGrace: setting({
+    group: 'Sessions',
+    describe: 'Seconds a browser terminal keeps running after its page lost the connection, for the same user to resume it',
+    doc: 'Seconds a browser terminal\'s process keeps running after its WebSocket dropped (a refresh, a laptop asleep, a network change), so that the same identity can reattach with the screen restored. Past this the process is ended as any session the bridge ends (HUP, `--terminate-grace`, KILL): nothing is left running. An explicit "end session" in the page ends it at once.',
+    defaultText: '60',
+    default: () => 60_000,
+    parse: seconds(0),
+  }),
   // ---- the SSH front door
   keepaliveInterval: setting({
     group: 'The SSH front door',

@@ -85,6 +85,7 @@ export const ACTION_CAPABILITY: Readonly<Record<Action, keyof Capabilities>> = {
   command: 'commands',
   'file-transfer': 'fileTransfer',
   'port-forward': 'portForwarding',
+  observe: 'observe',
 };
 
 /** Stages in the order they are checked: a later failing stage means a closer miss. */
@@ -249,6 +250,7 @@ const VERBS: Readonly<Record<Action, string>> = {
   command: 'run commands in',
   'file-transfer': 'transfer files with',
   'port-forward': 'forward ports to',
+  observe: 'observe terminals in',
 };
 
 function explain(stage: Stage, request: AccessRequest, applicable: readonly Rule[]): string {
@@ -289,7 +291,7 @@ function summarize(name: string, rules: readonly Rule[]): string {
     const ns = braces(r.namespaces.map((g) => g.source));
     const places = braces([...(r.pods ?? []).map((g) => g.source), ...(r.workloads ?? []).map((w) => w.source)]);
     const containers = r.containers === null ? '' : `+${braces(r.containers.map((g) => g.source))}`;
-    const caps = (['shell', 'commands', 'fileTransfer', 'portForwarding', 'tty'] as const).filter((c) => r[c]);
+    const caps = (['shell', 'commands', 'fileTransfer', 'portForwarding', 'observe', 'tty'] as const).filter((c) => r[c]);
     return `#${r.number} ${clip(`${ns}/${places}${containers}`, 60)} ${caps.length > 0 ? caps.join(',') : 'nothing'}`;
   });
   const more = rules.length > 5 ? `; and ${rules.length - 5} more` : '';

@@ -33,6 +33,8 @@ export const ALLOW_EVERYTHING: Rule = Object.freeze({
   shell: true,
   fileTransfer: true,
   portForwarding: true,
+  // Watching another person's terminal is granted only by a policy file, in so many words.
+  observe: false,
 });
 
 export function fromAuthorizedKeys(text: string, file = 'authorized_keys'): Policy {

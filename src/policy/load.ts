@@ -215,6 +215,7 @@ class Compiler {
       shell: r.shell ?? false,
       fileTransfer: r.fileTransfer ?? false,
       portForwarding: r.portForwarding ?? false,
+      observe: r.observe ?? false,
       ports: r.ports === undefined ? null : this.ports(r.ports, [...at, 'ports']),
     });
   }

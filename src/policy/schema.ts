@@ -68,6 +68,8 @@ const ruleSchema = z.strictObject({
   shell: z.boolean().optional(),
   fileTransfer: z.boolean().optional(),
   portForwarding: z.boolean().optional(),
+  /** Watch live browser terminals in these places, read-only. */
+  observe: z.boolean().optional(),
   /** With portForwarding: only these pod ports (numbers, or ranges "8000-8099"). */
   ports: nonEmptyList(
     z.union([

@@ -45,6 +45,8 @@ export interface Capabilities {
   readonly shell: boolean;
   readonly fileTransfer: boolean;
   readonly portForwarding: boolean;
+  /** Watch other users' browser terminals in the places the rule reaches, read-only. */
+  readonly observe: boolean;
 }
 
 /** Pod ports a rule lets be forwarded, inclusive. */
@@ -115,4 +117,5 @@ export interface Policy {
 }
 
 /** What a session asks to do: `exec` is 'command', the sftp subsystem is 'file-transfer'. */
-export type Action = 'shell' | 'command' | 'file-transfer' | 'port-forward';
+/** `observe`: watching a live browser terminal in that place, read-only (src/web/terminal/). */
+export type Action = 'shell' | 'command' | 'file-transfer' | 'port-forward' | 'observe';

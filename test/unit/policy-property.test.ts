@@ -43,7 +43,7 @@ const KEY_OPTIONS = ['', 'no-pty ', 'no-port-forwarding ', 'restrict ', 'restric
 const KINDS: Record<string, WorkloadKind> = { deploy: 'deployment', sts: 'statefulset', ds: 'daemonset', job: 'job' };
 const FLAGS = ['tty', 'commands', 'shell', 'fileTransfer', 'portForwarding'] as const;
 const ACTIONS: Action[] = ['shell', 'command', 'file-transfer', 'port-forward'];
-const NEEDS: Record<Action, (typeof FLAGS)[number]> = { shell: 'shell', command: 'commands', 'file-transfer': 'fileTransfer', 'port-forward': 'portForwarding' };
+const NEEDS: Record<Action, (typeof FLAGS)[number] | 'observe'> = { shell: 'shell', command: 'commands', 'file-transfer': 'fileTransfer', 'port-forward': 'portForwarding', observe: 'observe' };
 
 interface RawRule {
   identities?: string[];
@@ -57,6 +57,7 @@ interface RawRule {
   shell?: boolean;
   fileTransfer?: boolean;
   portForwarding?: boolean;
+  observe?: boolean;
 }
 interface RawIdentity {
   name: string;

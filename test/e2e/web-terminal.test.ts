@@ -1,0 +1,245 @@
+// test-budget: file 240 s, test 90 s
+/**
+ * Browser terminals through a real WebSocket (the `ws` client a page stands in for) on the local
+ * backend: what a person at the page notices — output and exit status, the terminal size, resume
+ * after a dropped socket with the same shell, nothing left running after the grace period,
+ * read-only observers, an explicit end, and a slow page that cannot make the bridge buffer
+ * without bound.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
+import { makeClientKey } from '../helpers/ssh-client.ts';
+import { startTerminalServer, TermClient, webIdentity, type TerminalServer } from '../helpers/web-terminal.ts';
+import { CLOSE } from '../../src/web/terminal/protocol.ts';
+
+const TARGET = 'default.anything';
+
+function policyText(): string {
+  const [alice, bob, carol] = ['alice', 'bob', 'carol'].map((n) => makeClientKey(n));
+  return `version: 1
+identities:
+  - name: alice
+    keys: [${alice!.publicLine}]
+  - name: bob
+    keys: [${bob!.publicLine}]
+  - name: carol
+    keys: [${carol!.publicLine}]
+rules:
+  - identities: [alice, bob, carol]
+    namespaces: [default]
+    pods: ['*']
+    shell: true
+    commands: true
+    tty: true
+  - identities: [bob]
+    namespaces: [default]
+    pods: ['*']
+    observe: true
+`;
+}
+
+const identities = { alice: webIdentity('alice'), bob: webIdentity('bob'), carol: webIdentity('carol') };
+
+/** Processes on this machine whose command line contains `marker`. */
+function running(marker: string): string[] {
+  return execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(marker) && !l.includes('ps -eo'));
+}
+
+describe('browser terminal (TerminalHub over a WebSocket, local backend)', () => {
+  let b: TestBridge;
+  let short: TestBridge;
+  let web: TerminalServer;
+  let webShort: TerminalServer;
+  let dir: string;
+  const clients: TermClient[] = [];
+  const client = (url: string) => {
+    const c = new TermClient(url);
+    clients.push(c);
+    return c;
+  };
+  const open = (query: Record<string, string | number>, server = web) => client(server.url({ as: 'alice', target: TARGET, cols: 80, rows: 24, ...query }));
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-web-'));
+    const policy = path.join(dir, 'policy.yaml');
+    fs.writeFileSync(policy, policyText());
+    b = await startTestBridge({ backend: 'local', policy, webResumeGrace: 30 });
+    short = await startTestBridge({ backend: 'local', policy, webResumeGrace: 1, idleTimeout: 4, sessionWarning: 2 });
+    web = await startTerminalServer(b.bridge.terminals, identities);
+    webShort = await startTerminalServer(short.bridge.terminals, identities);
+  });
+  after(async () => {
+    for (const c of clients) c.ws.terminate();
+    await web?.close();
+    await webShort?.close();
+    await b?.close();
+    await short?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs a command: its output, then its exit status, then a normal close', async () => {
+    const c = open({ command: 'echo "hello from $0"; exit 3' });
+    const session = await c.untilMessage('session');
+    assert.equal(session.target, TARGET);
+    assert.equal(session.observer, false);
+    assert.equal(session.graceSeconds, 30);
+    assert.match(String(session.id), /^[A-Za-z0-9_-]{22}$/);
+    const exit = await c.untilMessage('exit');
+    assert.deepEqual(exit, { type: 'exit', status: 3 });
+    assert.match(c.text(), /hello from /);
+    assert.equal(await c.closed, CLOSE.normal);
+  });
+
+  it('starts the process at the browser size and TERM (no 80x24 first)', async () => {
+    const c = open({ command: 'echo "size=$(stty size) term=$TERM"', cols: 123, rows: 37, term: 'xterm-256color' });
+    await c.untilMessage('exit');
+    assert.match(c.text(), /size=37 123 term=xterm-256color/);
+  });
+
+  it('follows resizes and reads stdin', async () => {
+    const c = open({});
+    await c.untilMessage('session');
+    c.send({ type: 'resize', cols: 101, rows: 29 });
+    c.type('read line; echo "got:$line size:$(stty size)"\r');
+    c.type('abc\r');
+    await c.untilOutput(/got:abc size:29 101/);
+    c.type('exit 0\r');
+    assert.deepEqual(await c.untilMessage('exit'), { type: 'exit', status: 0 });
+  });
+
+  it('resumes after the socket drops: the screen comes back and the shell is the same', async () => {
+    const first = open({});
+    const { id } = await first.untilMessage('session');
+    first.type('export PB_RESUME=kept-42; echo "set:$PB_RESUME"\r');
+    await first.untilOutput(/set:kept-42/);
+    first.ws.terminate(); // a network drop: no close frame
+    await first.closed;
+
+    const again = client(web.url({ as: 'alice', resume: String(id) }));
+    const session = await again.untilMessage('session');
+    assert.equal(session.resumed, true);
+    assert.equal(session.id, id);
+    const screen = await again.untilMessage('screen');
+    assert.match(String(screen.data), /set:kept-42/);
+    again.type('echo "still:$PB_RESUME"\r');
+    await again.untilOutput(/still:kept-42/);
+    // The screen came first: the live output holds only what happened after the resume.
+    assert.doesNotMatch(again.text(), /set:kept-42/);
+
+    // Another identity cannot take it.
+    const thief = client(web.url({ as: 'carol', resume: String(id) }));
+    assert.equal(await thief.closed, CLOSE.forbidden);
+    assert.match(String(thief.message('error')?.message), /belongs to another identity/);
+    again.type('exit\r');
+    await again.untilMessage('exit');
+  });
+
+  it('after the grace period the process is ended and nothing is left running', async () => {
+    const marker = `98765${process.pid % 1000}`;
+    const c = open({}, webShort);
+    const { id } = await c.untilMessage('session');
+    c.type(`sleep ${marker} & sleep ${marker}1\r`);
+    await c.until(() => running(`sleep ${marker}1`).length > 0, 'the sleeps to run');
+    assert.equal(short.bridge.terminals.size(), 1);
+    c.ws.terminate();
+    await c.until(() => short.bridge.terminals.size() === 0, 'the terminal to end after its grace period');
+    assert.deepEqual(running(`sleep ${marker}`), []);
+    const late = client(webShort.url({ as: 'alice', resume: String(id) }));
+    assert.equal(await late.closed, CLOSE.noSuchSession);
+  });
+
+  it('the idle timeout applies as over SSH, its warning shown as a notice', async () => {
+    const c = open({}, webShort);
+    await c.untilMessage('session');
+    const notice = await c.untilMessage('notice');
+    assert.match(String(notice.message), /idle session; it ends in \d+ s unless there is activity/);
+    const exit = await c.untilMessage('exit');
+    assert.match(String(exit.error), /session ended: idle for 4 s/);
+    assert.equal(await c.closed, CLOSE.normal);
+  });
+
+  it('observers watch read-only, with a notice to the owner; without the capability they are refused', async () => {
+    const owner = open({});
+    const { id } = await owner.untilMessage('session');
+    owner.type('echo "before:$((6*7))"\r');
+    await owner.untilOutput(/before:42/);
+
+    const bob = client(web.url({ as: 'bob', observe: String(id) }));
+    const seen = await bob.untilMessage('session');
+    assert.equal(seen.observer, true);
+    assert.match(String((await bob.untilMessage('screen')).data), /before:42/);
+    await owner.until(() => owner.messages.some((m) => m.type === 'notice' && /bob is watching this terminal/.test(String(m.message))), 'the owner told bob joined');
+    await owner.until(() => owner.messages.some((m) => m.type === 'observers' && m.count === 1), 'an observer count of 1');
+
+    // bob's keystrokes, resizes and signals go nowhere.
+    bob.type('echo OBSERVER-TYPED\r');
+    bob.send({ type: 'resize', cols: 20, rows: 5 });
+    bob.send({ type: 'signal', name: 'INT' });
+    owner.type('echo "owner:$((5*5)) size:$(stty size)"\r');
+    await owner.untilOutput(/owner:25 size:24 80/);
+    await bob.untilOutput(/owner:25/);
+    assert.doesNotMatch(owner.text(), /OBSERVER-TYPED/);
+
+    const carol = client(web.url({ as: 'carol', observe: String(id) }));
+    assert.equal(await carol.closed, CLOSE.forbidden);
+    assert.match(String(carol.message('error')?.message), /identity "carol" may not observe terminals in default\/anything/);
+
+    bob.ws.close();
+    await owner.until(() => owner.messages.some((m) => m.type === 'notice' && /bob stopped watching/.test(String(m.message))), 'the owner told bob left');
+    owner.type('exit\r');
+    await owner.untilMessage('exit');
+  });
+
+  it('"end" ends the session at once and it cannot be resumed', async () => {
+    const marker = `87654${process.pid % 1000}`;
+    const c = open({});
+    const { id } = await c.untilMessage('session');
+    c.type(`sleep ${marker}\r`);
+    await c.until(() => running(`sleep ${marker}`).length > 0, 'the sleep to run');
+    c.send({ type: 'end' });
+    const exit = await c.untilMessage('exit');
+    assert.match(String(exit.error), /session ended: ended from the browser/);
+    assert.match(String(c.message('error')?.message), /session ended: ended from the browser/);
+    assert.equal(await c.closed, CLOSE.normal);
+    assert.deepEqual(running(`sleep ${marker}`), []);
+    const late = client(web.url({ as: 'alice', resume: String(id) }));
+    assert.equal(await late.closed, CLOSE.noSuchSession);
+  });
+
+  it('a page that stops reading holds the process back (bounded), and a slow observer is dropped without slowing the owner', async () => {
+    const counter = path.join(dir, 'lines');
+    // 30 000 lines of 1000 bytes: far more than all the buffers on the way.
+    const producer = `i=0; while [ $i -lt 30000 ]; do printf '%0999d\\n' $i; i=$((i+1)); [ $((i % 100)) -eq 0 ] && echo $i > ${counter}; done; echo; echo PRODUCER-DONE`;
+    const c = open({ command: producer });
+    const { id } = await c.untilMessage('session');
+    await c.until(() => c.bytes > 0, 'the first output');
+    c.ws.pause(); // the page stops reading: TCP backpressure builds up to the bridge
+    const lines = () => (fs.existsSync(counter) ? Number(fs.readFileSync(counter, 'utf8').trim() || 0) : 0);
+    // Wait until the producer stands still (blocked writing), then see how far it got.
+    let last = -1;
+    await c.until(() => {
+      const now = lines();
+      const still = now === last;
+      last = now;
+      return still;
+    }, 'the producer to block', 60_000);
+    assert.ok(last < 15_000, `the producer ran ahead by ${last} KB of output while the page read nothing (bounded: at most a few socket and pty buffers)`);
+
+    const slow = client(web.url({ as: 'bob', observe: String(id) }));
+    await slow.untilMessage('screen');
+    slow.ws.pause();
+    c.ws.resume();
+    await c.untilOutput(/PRODUCER-DONE/, 120_000);
+    assert.deepEqual(await c.untilMessage('exit'), { type: 'exit', status: 0 });
+    slow.ws.resume();
+    assert.notEqual(await slow.closed, CLOSE.normal, 'the slow observer was cut');
+    assert.ok(slow.bytes < c.bytes);
+  });
+});
