@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchBrowser, type TestBrowser } from '../helpers/browser.ts';
+import { launchBrowser, waitForScreen, waitForStatus, type TestBrowser } from '../helpers/browser.ts';
 import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.ts';
 import { makeClientKey, runSsh } from '../helpers/ssh-client.ts';
@@ -103,11 +103,29 @@ rules:
     await page.waitForSelector('#places a.place');
     assert.deepEqual((await page.locator('#places a.place').allTextContents()).sort(), ['team-a.annotated+init-helper', 'team-a.annotated+main', 'team-a.web-1+app', 'team-a.web-1+sidecar']);
     assert.equal(await page.locator('#title').textContent(), 'podbridge — alice');
+    const listed = cluster.api.requests.filter((r) => r.path === '/api/v1/namespaces/team-a/pods');
+    assert.ok(listed.length > 0 && listed.every((r) => r.user === 'alice@example.com'), 'pods listed as alice');
     await page.fill('#picker-search', 'web side');
     assert.deepEqual(await page.locator('#places a.place').allTextContents(), ['team-a.web-1+sidecar']);
     await page.fill('#picker-search', '');
     if (SHOTS) await page.screenshot({ path: shot('picker') });
     assert.deepEqual(browser.problems, [], 'no console errors or CSP violations');
+  });
+
+  it('picking a container opens a terminal in it, as alice towards the API server', async () => {
+    const page = await browser.page();
+    await page.setExtraHTTPHeaders({ 'X-Forwarded-User': 'alice' });
+    await page.goto(`${web}/`);
+    await page.click('#places a.place:text-is("team-a.web-1+sidecar")');
+    await waitForStatus(page, /^connected$/);
+    assert.equal(await page.title(), 'team-a.web-1+sidecar — podbridge');
+    await page.keyboard.type('echo "in:$((20+1))"\n');
+    await waitForScreen(page, /^in:21$/m);
+    const exec = cluster.api.requests.find((r) => /\/pods\/web-1\/exec$/.test(r.path) && r.query.get('container') === 'sidecar');
+    assert.ok(exec, 'an exec into web-1/sidecar');
+    assert.equal(exec.user, 'alice@example.com', 'impersonated');
+    await page.click('#end');
+    await page.waitForSelector('#ended-message');
   });
 });
 

@@ -72,10 +72,13 @@ export async function waitForStatus(page: Page, pattern: RegExp, ms = 30_000): P
   const deadline = Date.now() + ms;
   let text = '';
   while (Date.now() < deadline) {
-    text = (await page.locator('#status').textContent()) ?? '';
-    if (pattern.test(text)) return;
-    const ended = await page.locator('#ended-message, #error').allTextContents();
-    if (ended.length > 0) throw new Error(`waiting for status ${pattern}, the page says: ${ended.join(' ')}`);
+    // The page may be between documents (the login page's redirect, a reload): look again.
+    const read = await Promise.all([page.locator('#status').textContent({ timeout: 1000 }), page.locator('#ended-message, #error').allTextContents()]).catch(() => null);
+    if (read !== null) {
+      text = read[0] ?? '';
+      if (pattern.test(text)) return;
+      if (read[1].length > 0) throw new Error(`waiting for status ${pattern}, the page says: ${read[1].join(' ')}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`status never matched ${pattern}; it reads "${text}"`);
