@@ -34,7 +34,7 @@ export type AuditEvent =
       command: string | null;
       subsystem?: string;
       /** A forced command replaced the request: `key` (command=) or `certificate` (force-command). */
-      forced: 'key' | 'certificate' | false;
+      forced: 'key' | 'certificate' | 'web-proxy' | false;
       /** Under a forced command: what the client asked for (its SSH_ORIGINAL_COMMAND). */
       requested?: string | null;
       tty: boolean;

@@ -15,14 +15,18 @@ import { startDiagServer, type DiagServer } from './ops/diag-server.ts';
 import { Metrics, tapAudit } from './ops/metrics.ts';
 import { sessionTaps } from './ops/session-tap.ts';
 import { recorder } from './ops/recording.ts';
+import { startWebDoor, type WebDoor } from './web/server.ts';
 import { identityLimits } from './session/limits.ts';
 import { TerminalHub } from './web/terminal/hub.ts';
+import type { Identity } from './policy/index.ts';
 
 export interface Bridge {
   server: BridgeServer;
   backend: Backend;
   /** The diagnostics port (--diag-listen), or null. */
   diag: DiagServer | null;
+  /** The browser terminal (--web-listen), or null. */
+  web: WebDoor | null;
   /** Browser terminals: the web door hands each authenticated terminal WebSocket to this. */
   terminals: TerminalHub;
   /** SIGHUP: re-read the policy (or authorized_keys); running sessions are kept. */
@@ -86,12 +90,22 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
 
   const rec = config.recording;
   const taps = sessionTaps({ backend: backend.name, metrics, recorder: rec.dir ? recorder({ ...rec, dir: rec.dir }, log, metrics) : null });
+  let web: WebDoor | null = null;
+  // `ssh web-login@bridge` prints a one-time link into the browser door (src/web/ssh-web-login.ts).
+  const webLogin = config.web.listen ? (identity: Identity, target: string | null) => web?.mintLoginLink(identity, target) ?? 'the browser terminal is starting; try again in a moment' : undefined;
   // One count of sessions per identity, whichever door (SSH, browser) they came through.
   const identities = identityLimits(config.ssh);
-  const ssh = await startServer({ config: { listen, ssh: config.ssh, session: config.session, ops: config.ops }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps, identities });
+  const ssh = await startServer({ config: { listen, ssh: config.ssh, session: config.session, ops: config.ops }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps, identities, webLogin });
   const terminals = new TerminalHub({ backend, policy, session: config.session, motd: config.ssh.motd, log, audit, taps, identities });
   server = ssh;
   log.info({ address: `${ssh.address.address}:${ssh.address.port}` }, 'listening');
+  if (config.web.listen) {
+    web = await startWebDoor({ config: config.web, policy, backend, log }).catch(async (err: Error) => {
+      await ssh.close();
+      throw err;
+    });
+    web.attach(terminals);
+  }
   let diag: DiagServer | null = null;
   if (config.ops.diagListen && metrics) {
     diag = await startDiagServer({
@@ -108,6 +122,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
       },
     }).catch(async (err: Error) => {
       await ssh.close();
+      await web?.close();
       throw new Error(`--diag-listen ${config.ops.diagListen?.host}:${config.ops.diagListen?.port}: cannot listen: ${err.message}`);
     });
     log.info({ address: `${diag.address.address}:${diag.address.port}` }, 'diagnostics listening (/metrics, /healthz, /readyz)');
@@ -121,18 +136,20 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     server: ssh,
     backend,
     diag,
+    web,
     terminals,
     reload: (reason: string) => policy.reload(reason),
     shutdown: async (graceMs: number) => {
       policy.close();
-      await Promise.all([ssh.shutdown(graceMs), terminals.shutdown(graceMs)]);
+      // Browser sessions are told and ended with the SSH ones, within the same bound.
+      await Promise.all([ssh.shutdown(graceMs), terminals.shutdown(graceMs), web?.close()]);
       await backend.close();
       await audit.close();
       await closeDiag();
     },
     close: async () => {
       policy.close();
-      await Promise.all([ssh.close(), terminals.close('podbridge stopped')]);
+      await Promise.all([ssh.close(), terminals.close('podbridge stopped'), web?.close()]);
       await backend.close();
       await audit.close();
       await closeDiag();

@@ -108,6 +108,20 @@ export const configSchema = z.object({
     /** Peers (addresses, CIDRs) whose connections start with a PROXY protocol header. */
     proxyProtocolFrom: z.array(z.string()),
   }),
+  /** The browser terminal (src/web/); null listen: off. */
+  web: z.object({
+    listen: listenSchema.nullable(),
+    tlsCert: z.string().min(1).nullable(),
+    tlsKey: z.string().min(1).nullable(),
+    /** The origin browsers use (https://bridge.example.com), or null: derived from listen. */
+    url: z.string().min(1).nullable(),
+    /** Peers whose user/groups headers are trusted (an authenticating proxy). */
+    trustedProxies: z.array(z.string()),
+    userHeader: z.string().min(1),
+    groupsHeader: z.string().min(1),
+    /** How long a cookie login lasts. */
+    loginLifetimeMs: z.number().int().min(1000),
+  }),
   recording: z.object({
     /** Where asciicast files go, or null for no recording. */
     dir: z.string().min(1).nullable(),
@@ -118,6 +132,26 @@ export const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** Hosts that only this machine reaches: plain HTTP is acceptable there and nowhere else. */
+export function isLoopbackHost(host: string): boolean {
+  return /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i.test(host);
+}
+
+/** The browser door's settings that only make sense together. */
+function checkWebDoor(v: Resolved['values'], sources: Resolved['sources']): void {
+  if (v.webListen === null) return;
+  if ((v.webTlsCert === null) !== (v.webTlsKey === null)) {
+    const given = v.webTlsCert === null ? sources.webTlsKey : sources.webTlsCert;
+    throw new SettingError(`${describeSource(given, v.webTlsCert ?? v.webTlsKey)}: needs ${v.webTlsCert === null ? '--web-tls-cert' : '--web-tls-key'} too`);
+  }
+  if (v.webTlsCert === null && !isLoopbackHost(v.webListen.host)) {
+    // Cookies and keystrokes must never cross a network in clear.
+    throw new SettingError(
+      `${describeSource(sources.webListen, `${v.webListen.host}:${v.webListen.port}`)}: plain HTTP is served only on a loopback address; give --web-tls-cert and --web-tls-key, or listen on 127.0.0.1 behind a TLS proxy`,
+    );
+  }
+}
 
 /** Settings as code passes them (tests, benchmarks): camelCase names, values as a person writes them. */
 export type ConfigInput = SettingsInput;
@@ -155,6 +189,7 @@ function configFrom({ values: v, sources }: Resolved): Config {
       `${describeSource(sources.acceptEnv, v.acceptEnv)}: "${p}" could match ${WRAPPER_RESERVED_PREFIXES.map((x) => `${x}*`).join(' or ')}, names podbridge's exec wrapper keeps for itself; accept narrower names`,
     );
   }
+  checkWebDoor(v, sources);
   const config = {
     listen: v.listen,
     listenExplicit: sources.listen.kind !== 'default',
@@ -194,6 +229,16 @@ function configFrom({ values: v, sources }: Resolved): Config {
     auditLog: v.auditLog,
     logLevel: v.logLevel,
     ops: { diagListen: v.diagListen, proxyProtocolFrom: v.proxyProtocolFrom },
+    web: {
+      listen: v.webListen,
+      tlsCert: v.webTlsCert,
+      tlsKey: v.webTlsKey,
+      url: v.webUrl,
+      trustedProxies: v.webTrustedProxy,
+      userHeader: v.webUserHeader,
+      groupsHeader: v.webGroupsHeader,
+      loginLifetimeMs: v.webLoginLifetime,
+    },
     recording: { dir: v.recordDir, input: v.recordInput, required: v.recordRequired, maxBytes: v.recordMaxSize },
   };
   const parsed = configSchema.safeParse(config);

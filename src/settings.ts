@@ -18,7 +18,7 @@ import { closestWord } from './words.ts';
 /** A value that cannot be used; the resolver adds where the value came from. */
 export class SettingError extends Error {}
 
-type Group = 'Where and who' | 'Sessions' | 'The SSH front door' | 'Logging and audit' | 'Operations';
+type Group = 'Where and who' | 'Sessions' | 'The SSH front door' | 'The web front door' | 'Logging and audit' | 'Operations';
 
 interface Setting<T> {
   group: Group;
@@ -466,6 +466,78 @@ export const SETTINGS = {
     defaultText: 'none',
     default: (): string | null => null,
     parse: fileText,
+  }),
+  // ---- the web front door
+  webListen: setting({
+    group: 'The web front door',
+    describe: 'Address of the browser terminal (HTTPS; plain HTTP only on loopback): HOST:PORT; off when unset',
+    doc: 'Address of the browser terminal: the page, the target picker and one WebSocket per terminal, in this process. HTTPS with `--web-tls-cert`/`--web-tls-key`; without them only a loopback address is accepted (plain HTTP). Off when unset. See [web.md](web.md).',
+    defaultText: 'none (off)',
+    default: (): ListenAddress | null => null,
+    parse: (raw) => parseListen(text(raw)),
+  }),
+  webTlsCert: setting({
+    group: 'The web front door',
+    describe: 'PEM certificate (chain) of the browser terminal; with --web-tls-key it serves HTTPS',
+    defaultText: 'none',
+    default: (): string | null => null,
+    parse: optionalText,
+  }),
+  webTlsKey: setting({
+    group: 'The web front door',
+    describe: 'PEM private key of --web-tls-cert',
+    defaultText: 'none',
+    default: (): string | null => null,
+    parse: optionalText,
+  }),
+  webUrl: setting({
+    group: 'The web front door',
+    describe: 'The URL browsers use to reach the page (https://bridge.example.com), when it differs from --web-listen (a proxy or ingress in front)',
+    doc: 'The URL browsers use to reach the page, e.g. `https://bridge.example.com`, when a proxy or ingress in front changes it. Links printed by `ssh web-login@bridge` start with it, and it is the only Origin a WebSocket upgrade or a login may come from. Default: the scheme, host and port of `--web-listen` (the Host header the browser sent when it listens on every address).',
+    defaultText: 'from --web-listen',
+    default: (): string | null => null,
+    parse: (raw) => {
+      const v = optionalText(raw);
+      if (v === null) return null;
+      let url: URL;
+      try {
+        url = new URL(v);
+      } catch {
+        throw new SettingError(`"${v}" is not a URL (https://bridge.example.com)`);
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new SettingError(`"${v}" must start with https:// (or http:// on loopback)`);
+      return url.origin;
+    },
+  }),
+  webTrustedProxy: setting({
+    group: 'The web front door',
+    describe: 'Addresses or CIDR networks of an authenticating proxy (oauth2-proxy) whose user and groups headers are trusted',
+    doc: 'Addresses or CIDR networks of an authenticating proxy in front (oauth2-proxy, an OIDC ingress). Requests from these addresses are logged in as the user in `--web-user-header`; the same header from any other address is refused and logged. See [web.md](web.md).',
+    defaultText: 'none',
+    default: (): string[] => [],
+    parse: networks,
+    list: true,
+  }),
+  webUserHeader: setting({
+    group: 'The web front door',
+    describe: "Header in which the trusted proxy names the user: a policy identity's name or certificate principal",
+    defaultText: 'X-Forwarded-User',
+    default: () => 'X-Forwarded-User',
+    parse: text,
+  }),
+  webGroupsHeader: setting({
+    group: 'The web front door',
+    describe: "Header in which the trusted proxy lists the user's groups (logged and audited; rules match the policy's own groups)",
+    defaultText: 'X-Forwarded-Groups',
+    default: () => 'X-Forwarded-Groups',
+    parse: text,
+  }),
+  webLoginLifetime: setting({
+    group: 'The web front door',
+    describe: 'Seconds a browser login (the cookie from a one-time link) lasts',
+    defaultText: '43200 (12 h)',
+    default: () => 12 * 3600 * 1000,
+    parse: seconds(60),
   }),
   // ---- logging and audit
   auditLog: setting({

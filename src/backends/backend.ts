@@ -111,6 +111,24 @@ export interface ForwardedConnection {
   readonly canHalfClose: boolean;
 }
 
+/** One container the target picker (src/web/) may offer, before the policy filters it. */
+export interface ListedPlace {
+  /** The login name that reaches it (`team-a.web-7d9f+nginx`, `docker~web`). */
+  target: string;
+  namespace: string;
+  pod: string;
+  container: string;
+  docker?: DockerFacts;
+}
+
+/** Where list() looks; the policy decides the namespaces, the API server decides what is seen. */
+export interface ListScope {
+  /** Namespaces to list pods in; null: every namespace the identity may list (else the default one). */
+  namespaces: readonly string[] | null;
+  /** At most this many places (the picker's page is bounded). */
+  limit: number;
+}
+
 export type BackendName = 'kubernetes' | 'local' | 'docker';
 
 export interface Backend {
@@ -129,5 +147,9 @@ export interface Backend {
    *  BridgeError naming the pod and port when nothing listens there. Absent: this backend cannot
    *  forward ports, and the forwarding layer says so. */
   forward?(target: Target, port: number, ctx: ForwardContext): Promise<ForwardedConnection>;
+  /** The running containers this identity could be sent to, as the API shows them to it
+   *  (Kubernetes: with its impersonation headers). The caller filters by the policy. Absent:
+   *  the picker offers nothing to pick. */
+  list?(identity: Identity, scope: ListScope): Promise<ListedPlace[]>;
   close(): Promise<void>;
 }

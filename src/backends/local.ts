@@ -304,6 +304,10 @@ export function createLocalBackend(opts: LocalBackendOptions, log: Logger): Back
       return new PipeProcess(child, graceMs);
     },
     forward: forwardLocal,
+    // One place: this machine. The picker offers it under the login name SSH users would type.
+    async list() {
+      return [{ target: 'local', namespace: 'default', pod: 'local', container: 'local' }];
+    },
     async close() {
       log.debug('local backend closed');
     },

@@ -6,7 +6,7 @@
  */
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
-import type { Backend } from './backend.ts';
+import type { Backend, ListedPlace } from './backend.ts';
 import { BridgeError } from '../errors.ts';
 import type { Engine } from '../target.ts';
 import { createLocalBackend } from './local.ts';
@@ -86,6 +86,7 @@ function forEngine(backend: Backend, engine: Engine): Backend {
       }
       return backend.open(target, spec, ctx);
     },
+    ...(backend.list ? { list: backend.list.bind(backend) } : {}),
     close: () => backend.close(),
   };
 }
@@ -98,6 +99,12 @@ function combine(first: Engine, kube: Backend, dock: Backend): Backend {
     defaultEngine: first,
     describe: () => `${kube.describe()}; ${dock.describe()}`,
     open: (target, spec, ctx) => (target.docker !== undefined ? dock.open(target, spec, ctx) : kube.open(target, spec, ctx)),
+    list: async (identity, scope) => {
+      const [k, d] = await Promise.all([kube.list?.(identity, scope) ?? [], dock.list?.(identity, scope) ?? []]);
+      // Names of the second engine need its prefix (target.ts).
+      const prefixed = (places: ListedPlace[], engine: Engine) => (engine === first ? places : places.map((p) => ({ ...p, target: `${engine === 'docker' ? 'docker' : 'k8s'}~${p.target}` })));
+      return [...prefixed(k, 'kubernetes'), ...prefixed(d, 'docker')].slice(0, scope.limit);
+    },
     close: async () => {
       await Promise.all([kube.close(), dock.close()]);
     },

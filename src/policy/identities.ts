@@ -37,6 +37,13 @@ export type IdentitySource =
       /** The principal that selected the identity. */
       readonly principal: string;
       readonly caFingerprint: string;
+    }
+  | {
+      /** A browser behind an authenticating proxy (src/web/auth/proxy-login.ts). */
+      readonly kind: 'web-proxy';
+      /** The proxy's address and the user it named. */
+      readonly proxy: string;
+      readonly user: string;
     };
 
 export interface Identity {
@@ -62,7 +69,12 @@ export function identityLogFields(identity: Identity): Record<string, unknown> {
   return {
     identity: identity.name,
     fingerprint: identity.keyFingerprint,
-    via: identity.source.kind === 'key' ? `key ${identity.source.listedAt}` : `certificate ${JSON.stringify(identity.source.keyId)} serial ${identity.source.serial}`,
+    via:
+      identity.source.kind === 'key'
+        ? `key ${identity.source.listedAt}`
+        : identity.source.kind === 'web-proxy'
+          ? `web proxy ${identity.source.proxy} user ${JSON.stringify(identity.source.user)}`
+          : `certificate ${JSON.stringify(identity.source.keyId)} serial ${identity.source.serial}`,
     k8sUser: identity.kubernetes?.user ?? null,
   };
 }

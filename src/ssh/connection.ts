@@ -23,6 +23,7 @@ import { ConnectionForwarding } from '../forwarding/forwarder.ts';
 import { OpenFailure, rejectWithReason } from '../forwarding/open-failure.ts';
 import { REFUSED, refuseGlobalRequest } from '../forwarding/refusals.ts';
 import { setTimeout as delay } from 'node:timers/promises';
+import { serveWebLogin, WEB_LOGIN_NAME, type MintLink } from '../web/ssh-web-login.ts';
 
 /** How long a connection the bridge closes waits for its sessions' last lines to reach the client. */
 const CLOSE_DELIVERY_MS = 2000;
@@ -49,6 +50,8 @@ export interface Shared {
   connections: Set<ConnectionHandle>;
   /** Set once shutdown began: new connections and session channels are refused. */
   draining: { value: boolean };
+  /** Mints a one-time browser login link (--web-listen on), for `ssh web-login@bridge`. */
+  webLogin?: MintLink;
   /** Ends the login grace period of the TCP connection from `remote` (ip:port). */
   markAuthenticated(remote: string): void;
 }
@@ -224,6 +227,12 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
         log.warn({ limit: shared.identitySessions.limit }, 'session refused: too many sessions for this identity');
         events.audit({ event: 'limit', limit: 'max-sessions-per-identity', detail: who.name });
         return reject();
+      }
+      if (why === null && login === WEB_LOGIN_NAME && shared.webLogin) {
+        // Not a session: a one-time link into the browser terminal (src/web/ssh-web-login.ts).
+        shared.identitySessions.release(who.name);
+        log.info('web-login: one-time browser link printed');
+        return serveWebLogin(accept(), who, shared.webLogin, shared.backend.defaultEngine);
       }
       const counted = why === null;
       const ssh = accept();

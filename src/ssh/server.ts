@@ -22,6 +22,7 @@ import { addressAllowed, parseAddressPatterns } from '../policy/address.ts';
 import type { Session } from './session.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { SessionTaps } from '../ops/session-tap.ts';
+import type { MintLink } from '../web/ssh-web-login.ts';
 
 export interface BridgeServer {
   readonly address: AddressInfo;
@@ -55,9 +56,11 @@ export interface ServerDeps {
   taps?: SessionTaps;
   /** Per-identity counts shared with the other front door (browser terminals); made here if absent. */
   identities?: IdentityLimits;
+  /** `ssh web-login@bridge` (src/web/ssh-web-login.ts); absent: web-login is an ordinary name. */
+  webLogin?: MintLink;
 }
 
-export async function startServer({ config, backend, authenticator, policy, hostKeys, log, audit, metrics = null, taps, identities = identityLimits(config.ssh) }: ServerDeps): Promise<BridgeServer> {
+export async function startServer({ config, backend, authenticator, policy, hostKeys, log, audit, metrics = null, taps, identities = identityLimits(config.ssh), webLogin }: ServerDeps): Promise<BridgeServer> {
   const live = new Set<Connection>();
   /** Every TCP connection from accept on, keyed by remote address, so limits apply before SSH starts. */
   const sockets = new Map<string, SocketRecord>();
@@ -70,6 +73,7 @@ export async function startServer({ config, backend, authenticator, policy, host
     log,
     audit,
     taps,
+    webLogin,
     backoff: new SourceBackoff(config.ssh.backoff),
     identitySessions: identities.sessions,
     identityConnections: identities.connections,

@@ -9,7 +9,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Backend, Exit, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
+import type { Backend, Exit, ListedPlace, ListScope, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
+import type { Identity } from '../../identity.ts';
 import { BridgeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { Target } from '../../target.ts';
@@ -31,7 +32,7 @@ import { resolveEndpoint, type EndpointOptions, type ResolvedEndpoint } from './
 import { EngineClient } from './engine.ts';
 import { engineFailure, placeDetail, where, type DockerPlace } from './docker-errors.ts';
 import { startExec, type DockerExecTimings } from './exec-start.ts';
-import { inspectNow, notRunning, resolveDocker, type ContainerInspect } from './resolve.ts';
+import { inspectNow, listContainers, notRunning, resolveDocker, type ContainerInspect } from './resolve.ts';
 
 export interface DockerBackendOptions extends EndpointOptions {
   /** Already resolved (tests); otherwise from the options and the Docker CLI's environment. */
@@ -133,6 +134,11 @@ export async function createDockerBackend(options: DockerBackendOptions, log: Lo
       live.add(started);
       void started.exited.then(() => live.delete(started));
       return started;
+    },
+
+    async list(_identity: Identity, scope: ListScope): Promise<ListedPlace[]> {
+      // Docker has no per-user view: the policy alone filters what the picker shows.
+      return listContainers(engine, scope.limit);
     },
 
     async close() {

@@ -7,6 +7,7 @@
  * `docker compose exec` uses replica 1.
  */
 import { BridgeError } from '../../errors.ts';
+import type { ListedPlace } from '../backend.ts';
 import { describeDockerRef, type DockerRef } from '../../target.ts';
 import { EngineError, type EngineClient } from './engine.ts';
 import { engineFailure, where, type DockerPlace } from './docker-errors.ts';
@@ -148,4 +149,16 @@ async function findComposeContainer(engine: EngineClient, ref: Extract<DockerRef
   }
   if (chosen === undefined) return null;
   return inspectOrNull(engine, chosen.Id);
+}
+
+/** Running containers for the target picker (src/web/), as facts the policy's Docker rules match. */
+export async function listContainers(engine: EngineClient, limit: number): Promise<ListedPlace[]> {
+  const list = (await engine.json<ContainerSummary[]>('GET', '/containers/json')).body ?? [];
+  return list.slice(0, limit).flatMap((c) => {
+    const name = (c.Names?.[0] ?? '').replace(/^\//, '');
+    if (name === '') return [];
+    const labels = c.Labels ?? {};
+    const docker = { name, id: c.Id, project: labels[COMPOSE_PROJECT] ?? null, service: labels[COMPOSE_SERVICE] ?? null, labels };
+    return [{ target: name, namespace: '', pod: name, container: name, docker }];
+  });
 }

@@ -7,8 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Backend, Exit, ForwardContext, ForwardedConnection, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
-import { BridgeError } from '../../errors.ts';
+import type { Backend, Exit, ForwardContext, ForwardedConnection, ListScope, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
+import { BridgeError, isBridgeError } from '../../errors.ts';
 import type { Identity } from '../../identity.ts';
 import type { Logger } from '../../log.ts';
 import type { Target } from '../../target.ts';
@@ -33,6 +33,7 @@ import { directArgv } from '../exec/plain-command.ts';
 import { startUnderWrapper } from '../exec/shell-fallback.ts';
 import { resolveTargetWithPod, type ExecTarget } from './api/target-resolution.ts';
 import { createPortForwarder } from './portforward/port-forward.ts';
+import { listPlaces } from './api/list-places.ts';
 
 export { findKubeconfig, type FoundKubeconfig } from './api/kubeconfig.ts';
 export type { RequestHeaders } from './api/client.ts';
@@ -156,6 +157,10 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
       const denied = ctx.authorizeResolved?.(place);
       if (denied) throw denied;
       return portForwarder.forward(api, headers, place, port, ctx.log);
+    },
+
+    list(identity: Identity, scope: ListScope) {
+      return listPlaces(api, requestHeaders(identity), scope, defaultNamespace);
     },
 
     async close() {
