@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Backend, Exit, ForwardContext, ForwardedConnection, ListScope, OpenContext, ProcessSpec, RemoteProcess } from '../backend.ts';
-import { BridgeError, isBridgeError } from '../../errors.ts';
+import { BridgeError } from '../../errors.ts';
 import type { Identity } from '../../identity.ts';
 import type { Logger } from '../../log.ts';
 import type { Target } from '../../target.ts';
