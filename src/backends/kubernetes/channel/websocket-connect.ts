@@ -3,6 +3,7 @@
  * channel transport, or rejects with a BridgeError for a refused upgrade.
  */
 import type { ClientRequest } from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { BridgeError } from '../../../errors.ts';
@@ -24,6 +25,10 @@ export async function connectWebSocket(
   protocols: readonly string[] = EXEC_SUBPROTOCOLS,
 ): Promise<WebSocketTransport> {
   const conn = await api.connectionOptions(headers);
+  // client-node makes a plain https.Agent per request. An upgraded socket never goes back to it,
+  // yet the socket's connect options would keep it (and its maps) for the whole session: ws
+  // connects by itself with the same TLS options instead. A proxy agent (another class) stays.
+  if (conn.agent instanceof https.Agent && conn.agent.constructor === https.Agent) delete conn.agent;
   const url = api.url(execPath(req.target), execQuery(req));
   url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
   // ws passes these through to https.request, so client-node's agent, CA, client certificate and
