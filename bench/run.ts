@@ -17,7 +17,7 @@ import { loginName, parsePodTarget, startFixture, useKubeconfig, type Cluster } 
 import type { BenchContext } from './lib/context.ts';
 import { directApi } from './lib/direct.ts';
 import { cpuJiffies, machineInfo, waitQuiet } from './lib/machine.ts';
-import { directPath, sshPath, type BenchPath } from './lib/paths.ts';
+import { directPath, PATH_LABELS, sshPath, type BenchPath } from './lib/paths.ts';
 import { ensureNofile, killAllChildrenSync, run, which } from './lib/proc.ts';
 import { summarizeCpuProfile, summarizeHeapGrowth, type CpuSummary, type HeapSummary } from './lib/profile.ts';
 import { fileName, markdown, updateDoc, verdicts, type Results } from './lib/report.ts';
@@ -43,11 +43,17 @@ const USAGE = `npm run bench -- [options]
   --kubeconfig FILE             a real cluster instead of the fake kube-apiserver fixture
   --target NS/POD[/CONTAINER]   the pod to use with --kubeconfig
   --only LIST                   scenarios to run: ${SCENARIOS.join(',')}
+  --paths LIST                  paths to measure (default all): podbridge,direct,direct-spdy,openssh,recipe
+                                (podbridge always runs; a quick A/B of two paths)
   --rounds N                    rounds of every alternating scenario
+  --budget SECONDS              how long every scenario may start new rounds (default: per scenario)
   --levels LIST                 idle-session steps (default 100,500,1000,2000)
   --sessions-per-connection N   idle sessions per SSH connection (default 1)
   --profile                     profiling passes on podbridge alone (CPU profiles, heap snapshot)
   --profile-dir DIR             where profiles go (default: a temp directory)
+  --bridge-cpu-prof DIR         a normal run with a V8 CPU profile of the first podbridge process
+                                (written when it stops)
+  --streams-series FILE         append every streams run's per-stream byte counts over time (JSON lines)
   --out DIR                     results directory (default bench/results)
   --docs / --no-docs            regenerate docs/benchmarks.md (default: full runs only)
   --keep                        keep the temp directory (keys, configs, logs)
@@ -129,11 +135,15 @@ async function main(): Promise<void> {
       kubeconfig: { type: 'string' },
       target: { type: 'string' },
       only: { type: 'string' },
+      paths: { type: 'string' },
       rounds: { type: 'string' },
+      budget: { type: 'string' },
       levels: { type: 'string' },
       'sessions-per-connection': { type: 'string' },
       profile: { type: 'boolean', default: false },
       'profile-dir': { type: 'string' },
+      'bridge-cpu-prof': { type: 'string' },
+      'streams-series': { type: 'string' },
       out: { type: 'string' },
       docs: { type: 'boolean' },
       'no-docs': { type: 'boolean' },
@@ -164,6 +174,10 @@ async function main(): Promise<void> {
   const quick = values.quick === true;
   const P = params(quick);
   if (values.rounds) P.throughputRounds = P.setupRounds = P.streamRounds = P.latencyRounds = positive(values.rounds, '--rounds');
+  if (values.budget) {
+    const b = positive(values.budget, '--budget');
+    for (const k of SCENARIOS) P.budgets[k] = b;
+  }
   if (values.levels) P.levels = values.levels.split(',').map((v) => positive(v, '--levels')).sort((a, b) => a - b);
   if (values['sessions-per-connection']) P.sessionsPerConnection = positive(values['sessions-per-connection'], '--sessions-per-connection');
   const only = new Set<Scenario>(values.only ? (values.only.split(',').map((s) => s.trim()) as Scenario[]) : SCENARIOS);
@@ -239,7 +253,7 @@ async function main(): Promise<void> {
       return b;
     };
     progress('starting podbridge');
-    let bridge = await launchBridge();
+    let bridge = await launchBridge({ cpuProf: values['bridge-cpu-prof'] ? path.resolve(values['bridge-cpu-prof']) : undefined });
     const bridgeEndpoint = () => ({ port: bridge.port, user: loginName(t) });
     const candidateEnv = values['candidate-env'] ? parseEnv(values['candidate-env']) : undefined;
     const candidateRoot = values.candidate ? path.resolve(values.candidate) : candidateEnv ? ROOT : null;
@@ -283,6 +297,11 @@ async function main(): Promise<void> {
     paths.push(directPath(directApi(cluster.kubeconfig, t), 'spdy'));
     if (opensshd) paths.push(sshPath('openssh', { port: opensshd.port, user: opensshd.user }, key));
     if (recipeSshd) paths.push(sshPath('recipe', { port: recipeSshd.port, user: recipeSshd.user }, key));
+    if (values.paths) {
+      const wanted = new Set(values.paths.split(',').map((x) => x.trim()));
+      for (const w of wanted) if (!(w in PATH_LABELS)) throw new Error(`--paths: unknown path "${w}" (${Object.keys(PATH_LABELS).join(', ')})`);
+      for (const p of [...paths]) if (p.name !== 'podbridge' && p.name !== 'candidate' && !wanted.has(p.name)) paths.splice(paths.indexOf(p), 1);
+    }
 
     const ctx: BenchContext = {
       quick,
@@ -314,7 +333,7 @@ async function main(): Promise<void> {
 
     if (values.profile) {
       const profileDir = values['profile-dir'] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'podbridge-profiles-'));
-      await profilePasses(ctx, P, profileDir, launchBridge, (b) => (bridge = b), values.out);
+      await profilePasses(ctx, P, profileDir, launchBridge, (b) => (bridge = b), values.out, only);
       return;
     }
 
@@ -372,7 +391,7 @@ async function main(): Promise<void> {
     }
     if (only.has('streams')) {
       progress(`streams: ${P.streams} at once × ${fmtS(P.streamBytes)}, ${P.streamRounds} round(s)`);
-      results.streams = await streams(ctx, P.streams, P.streamBytes, P.streamRounds, deadlineFor('streams'));
+      results.streams = await streams(ctx, P.streams, P.streamBytes, P.streamRounds, deadlineFor('streams'), values['streams-series']);
       progress(`streams done: ${Object.entries(results.streams.paths).map(([k, v]) => `${k} ${'error' in v ? 'failed' : `${v.aggregateMiBps} MiB/s fairness ${v.fairness}`}`).join(', ')}`);
     }
     if (only.has('scale')) {
@@ -489,6 +508,7 @@ async function profilePasses(
   launch: (o: { cpuProf?: string; heap?: boolean; inspector?: boolean }) => Promise<BridgeProcess>,
   setBridge: (b: BridgeProcess) => void,
   outDirArg: string | undefined,
+  only: ReadonlySet<Scenario>,
 ): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const out: { cpu: Record<string, CpuSummary | string>; heap: HeapSummary | string | null } = { cpu: {}, heap: null };
@@ -500,7 +520,8 @@ async function profilePasses(
       return lat({ ...ctx, paths: ctx.paths.filter((p) => p.name === 'podbridge') }, P.latencyPerRound, 2, Date.now() + 120_000, 0);
     }],
   ];
-  for (const [name, work] of passes) {
+  // --only download,upload,latency,scale picks the passes (scale: the heap snapshots).
+  for (const [name, work] of passes.filter(([n]) => only.has(n as Scenario))) {
     const profDir = path.join(dir, name);
     fs.mkdirSync(profDir, { recursive: true });
     await ctx.bridge.stop();
@@ -527,6 +548,7 @@ async function profilePasses(
     for (const fn of s.topFunctions.slice(0, 12)) ctx.progress(`    ${String(fn.selfPercentOfBusy).padStart(5)}%  ${fn.fn}  ${fn.where}`);
   }
   // Heap: a fresh bridge that accepts SIGUSR2 snapshots, the top level of idle sessions.
+  if (!only.has('scale')) return writeProfileSummary(dir, P, out, outDirArg, ctx);
   await ctx.bridge.stop();
   const hb = await launch({ heap: true, inspector: true });
   setBridge(hb);
@@ -561,6 +583,10 @@ async function profilePasses(
       for (const g of s.top.slice(0, 20)) ctx.progress(`    ${String((g.perSessionBytes / 1024).toFixed(2)).padStart(7)} KiB/session  ${g.countPerSession}×  ${g.type} ${g.name}`);
     },
   });
+  writeProfileSummary(dir, P, out, outDirArg, ctx);
+}
+
+function writeProfileSummary(dir: string, P: Params, out: { cpu: Record<string, CpuSummary | string>; heap: HeapSummary | string | null }, outDirArg: string | undefined, ctx: BenchContext): void {
   const outDir = outDirArg ?? path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, `profile-${new Date().toISOString().replace(/:/g, '').replace(/\.\d+Z$/, 'Z')}.json`);

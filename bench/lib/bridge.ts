@@ -13,17 +13,46 @@ import { execFileSync } from 'node:child_process';
 import { sample, sleep, startChild, stopChild, withTimeout, type ProcSample } from './proc.ts';
 import { REPO } from '../../test/helpers/paths.ts';
 
-const built = new Map<string, string>();
+const builtTrees = new Map<string, string>();
 
 /** Compiles a podbridge tree (this one, or a candidate's copy) to its dist/ once per bench run,
  *  with this checkout's TypeScript, and returns its CLI entry. */
 export function buildTree(root: string): string {
-  const cached = built.get(root);
+  const cached = builtTrees.get(root);
   if (cached) return cached;
-  execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
   const entry = path.join(root, 'dist', 'cli.js');
-  built.set(root, entry);
+  // A dist/ newer than every source file is what tsc would write again (a compile costs a
+  // minute or two on a loaded machine).
+  const at = mtimeMs(entry);
+  if (at !== null && at > newestSource(root)) {
+    builtTrees.set(root, entry);
+    return entry;
+  }
+  execFileSync(process.execPath, [path.join(REPO, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json')], { cwd: root, stdio: 'inherit' });
+  builtTrees.set(root, entry);
   return entry;
+}
+
+function mtimeMs(file: string): number | null {
+  try {
+    return fs.statSync(file).mtimeMs;
+  } catch {
+    return null;
+  }
+}
+
+/** The newest mtime among the tree's sources and build settings. */
+function newestSource(root: string): number {
+  let newest = Math.max(mtimeMs(path.join(root, 'tsconfig.build.json')) ?? Infinity, mtimeMs(path.join(root, 'tsconfig.json')) ?? 0, mtimeMs(path.join(root, 'package.json')) ?? 0);
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const f = path.join(dir, e.name);
+      if (e.isDirectory()) walk(f);
+      else newest = Math.max(newest, mtimeMs(f) ?? Infinity);
+    }
+  };
+  walk(path.join(root, 'src'));
+  return newest;
 }
 
 export interface BridgeOptions {

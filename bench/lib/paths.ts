@@ -47,7 +47,9 @@ export interface TtyStream {
 
 /**
  * A download that starts on a signal: the remote command prints a mark on stderr, waits for one
- * line on stdin, then streams. So many sessions can be set up first and then all start at once.
+ * line on stdin, prints a second mark and then streams. So many sessions can be set up first and
+ * then all start at once; the second mark says when each stream really began (it reaches the
+ * client just ahead of the data, on the same channel).
  */
 export interface CountedStream {
   /** Resolves once the remote command is waiting for the go signal. */
@@ -57,6 +59,7 @@ export interface CountedStream {
   bytes: number;
   /** Refreshes `bytes` for streams not counted as they arrive; no-op otherwise. */
   poll(): void;
+  /** When the data-start mark arrived (the stream began moving bytes). */
   firstAt: number | null;
   doneAt: number | null;
   done: Promise<void>;
@@ -64,7 +67,7 @@ export interface CountedStream {
 }
 
 /** The gated download every path runs. */
-export const gatedDownload = (bytes: number): string => `printf R >&2; read go; head -c ${bytes} /dev/zero`;
+export const gatedDownload = (bytes: number): string => `printf R >&2; read go; printf D >&2; head -c ${bytes} /dev/zero`;
 
 export interface BenchPath {
   name: PathName;
@@ -138,6 +141,10 @@ export function sshPath(name: PathName, ep: SshEndpoint, key: ClientKey): BenchP
           child.stderr?.on('data', (b: Buffer) => {
             stderr = (stderr + b.toString()).slice(-1000);
             if (stderr.includes('R')) resolve();
+            // Not the first write counted in /proc: the client's own packets after the go line
+            // (the line, EOF, window adjusts) counted as "first bytes" at the go signal, so a
+            // stream that had not begun looked starved (issue 15 item 9).
+            if (s.firstAt === null && stderr.includes('D')) s.firstAt = performance.now();
           });
           child.once('exit', (code) => reject(new Error(`${name} stream ended before it was ready (exit ${code}): ${stderr.trim()}`)));
         }),
@@ -153,8 +160,7 @@ export function sshPath(name: PathName, ep: SshEndpoint, key: ClientKey): BenchP
           if (s.doneAt !== null || child.pid === undefined) return;
           const w = writtenBytes(child.pid);
           if (w === null) return;
-          s.bytes = Math.max(0, Math.min(w - base, bytes));
-          if (s.firstAt === null && s.bytes > 0) s.firstAt = performance.now();
+          s.bytes = s.firstAt === null ? 0 : Math.max(0, Math.min(w - base, bytes));
         },
         done: new Promise<void>((resolve, reject) => {
           child.once('exit', (code) => {
@@ -261,6 +267,7 @@ export function directPath(d: DirectApi, protocol: 'websocket' | 'spdy' = 'webso
               execRef = exec;
               exec.onStderr = (b) => {
                 if (b.includes(82 /* R */)) resolve();
+                if (b.includes(68 /* D */)) s.firstAt ??= performance.now();
               };
               exec.onStdout = (b) => {
                 const now = performance.now();

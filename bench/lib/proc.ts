@@ -47,6 +47,17 @@ export function procStat(pid: number): ProcStat | null {
   return { pid, ppid: Number(rest[1]), state: rest[0] ?? '', cpuMs: ((utime + stime) * 1000) / hz, childCpuMs: ((cutime + cstime) * 1000) / hz, comm };
 }
 
+/** The main thread's time on a CPU and waiting in a run queue for one, ms (/proc/PID/schedstat). */
+export function schedStat(pid: number): { runMs: number; waitMs: number } | null {
+  try {
+    const [run, wait] = fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    if (run === undefined || wait === undefined || !Number.isFinite(run) || !Number.isFinite(wait)) return null;
+    return { runMs: run / 1e6, waitMs: wait / 1e6 };
+  } catch {
+    return null;
+  }
+}
+
 function statusField(pid: number, field: string): number | null {
   try {
     const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

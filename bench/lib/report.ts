@@ -257,14 +257,14 @@ function streamsTable(s: StreamsResult): string[] {
   const lines = [
     `### ${s.streams} sessions streaming at once (${fmtBytes(s.bytesPerStream)} each; median of ${s.rounds} round(s))`,
     '',
-    'All sessions are set up first, then start together. Aggregate: all bytes / (last end - start). Fairness: slowest / fastest stream (1 = equal shares), inside the window when all were running, and over the whole run (each stream from the start to its own end).',
+    'All sessions are set up first, then start together. Aggregate: all bytes / (last end - start). Fairness: slowest / fastest stream (1 = equal shares), inside the window when all were running (from the last stream\'s start, a mark its command prints just before its data, to the first stream\'s end), and over the whole run (each stream from the go signal to its own end). Start skew: go signal to the last stream\'s start. Bridge main thread: seconds its event loop ran, and seconds it was runnable but waiting for a CPU (/proc/PID/schedstat), during the streams.',
     '',
-    '| path | aggregate MiB/s | fairness in window | fairness over the run | per-stream MiB/s in window (min / median / max) | set-up of all sessions (s) | bridge peak RSS (MiB) |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| path | aggregate MiB/s | fairness in window | fairness over the run | per-stream MiB/s in window (min / median / max) | start skew (s) | set-up of all sessions (s) | bridge peak RSS (MiB) | bridge main thread ran / waited for a CPU (s) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const [n, v] of Object.entries(s.paths) as Array<[PathName, NonNullable<StreamsResult['paths'][PathName]>]>) {
     if ('error' in v) {
-      lines.push(`| ${pathRow(n)} | failed: ${v.error.slice(0, 80)} | | | | | |`);
+      lines.push(`| ${pathRow(n)} | failed: ${v.error.slice(0, 80)} | | | | | | | |`);
       continue;
     }
     const last = v.runs[v.runs.length - 1];
@@ -272,8 +272,11 @@ function streamsTable(s: StreamsResult): string[] {
     const whole = v.runs.map((r) => r.wholeRunFairness).sort((a, b) => a - b)[Math.floor(v.runs.length / 2)];
     const setup = v.runs.map((r) => r.setupSeconds).sort((a, b) => a - b)[Math.floor(v.runs.length / 2)];
     const peak = n === 'podbridge' || n === 'candidate' ? Math.max(...v.runs.map((r) => r.bridgePeakRssKiB ?? 0)) / 1024 : null;
+    // Results written before these were measured have neither.
+    const skew = last?.startSkew ? fmt(last.startSkew.last) : 'n/a';
+    const main = last?.bridgeMainThread ? `${fmt(last.bridgeMainThread.runSeconds)} / ${fmt(last.bridgeMainThread.runQueueWaitSeconds)}` : '';
     lines.push(
-      `| ${pathRow(n)} | ${fmt(v.aggregateMiBps)} | ${v.fairness === null ? 'n/a (window too short)' : fmt(v.fairness)} | ${fmt(whole)} | ${ps ? `${fmt(ps.min)} / ${fmt(ps.median)} / ${fmt(ps.max)}` : 'n/a'} | ${fmt(setup)} | ${peak === null ? '' : fmt(peak)} |`,
+      `| ${pathRow(n)} | ${fmt(v.aggregateMiBps)} | ${v.fairness === null ? 'n/a (window too short)' : fmt(v.fairness)} | ${fmt(whole)} | ${ps ? `${fmt(ps.min)} / ${fmt(ps.median)} / ${fmt(ps.max)}` : 'n/a'} | ${skew} | ${fmt(setup)} | ${peak === null ? '' : fmt(peak)} | ${main} |`,
     );
   }
   lines.push('');

@@ -2,14 +2,19 @@
  * Scenario 4b: 50 sessions streaming at once. All sessions are set up first and wait; then all
  * start `head -c N /dev/zero` together. Aggregate throughput from the go signal to the last
  * stream's end, and fairness: each stream's rate inside the window when all of them were running
- * (from the last stream's first byte to the first stream's end), slowest / fastest. OpenSSH
- * clients write to /dev/null and their progress is read from /proc (reading 50 pipes here would
- * make the bench the bottleneck); the direct client counts in this process. For podbridge, also
- * the bridge's peak RSS and its CPU (bounded buffering shows as a flat RSS).
+ * (from the last stream's start to the first stream's end), slowest / fastest. A stream's start
+ * is a mark the remote command prints on stderr right before its data; the time from the go
+ * signal to the last start is reported on its own (start skew), as it is not a share of the
+ * bandwidth. OpenSSH clients write to /dev/null and their progress is read from /proc (reading 50
+ * pipes here would make the bench the bottleneck); the direct client counts in this process. For
+ * podbridge, also the bridge's peak RSS, its CPU, and how long its main thread waited in the
+ * kernel's run queue (with the 50 clients on the same machine, the one-threaded bridge gets a
+ * small share of the CPU and then every stream stalls at once).
  */
+import fs from 'node:fs';
 import { alternate, bridgeOf, errorOf, type BenchContext, type PathError } from '../lib/context.ts';
 import type { CountedStream, PathName } from '../lib/paths.ts';
-import { procStat, rssKiB, withTimeout } from '../lib/proc.ts';
+import { procStat, rssKiB, schedStat, withTimeout } from '../lib/proc.ts';
 import { median, round } from '../lib/stats.ts';
 
 export interface StreamsRun {
@@ -25,12 +30,16 @@ export interface StreamsRun {
   wholeRunFairness: number;
   /** From the go signal to the last stream's end. */
   seconds: number;
+  /** From the go signal to the last stream's start (first and median too), s. */
+  startSkew: { first: number; median: number; last: number };
   /** Setting up all sessions before the go signal. */
   setupSeconds: number;
   /** The slowest stream inside the window, for a closer look. */
   slowest?: { index: number; firstAtS: number; doneAtS: number; windowS: number[]; bytesAtWindow: number[] };
   bridgePeakRssKiB?: number;
   bridgeCpuSeconds?: number;
+  /** The bridge's main thread (its event loop): on a CPU, and runnable but waiting for one, s. */
+  bridgeMainThread?: { runSeconds: number; runQueueWaitSeconds: number };
 }
 
 export interface StreamsResult {
@@ -60,7 +69,7 @@ function bytesAt(snaps: Snapshot[], i: number, t: number): number {
   return lo.bytes[i] as number;
 }
 
-async function oneRun(ctx: BenchContext, name: PathName, n: number, bytes: number, timeoutMs: number): Promise<StreamsRun> {
+async function oneRun(ctx: BenchContext, name: PathName, n: number, bytes: number, timeoutMs: number, seriesFile?: string): Promise<StreamsRun> {
   const p = ctx.paths.find((x) => x.name === name);
   if (!p) throw new Error(`no path ${name}`);
   // Set every session up first (each waits for a go line), then start them all at once: the
@@ -77,6 +86,7 @@ async function oneRun(ctx: BenchContext, name: PathName, n: number, bytes: numbe
   const start = performance.now();
   const bp = bridgeOf(ctx, name);
   const cpu0 = bp ? (procStat(bp.pid)?.cpuMs ?? 0) : 0;
+  const sched0 = bp ? schedStat(bp.pid) : null;
   for (const s of streams) s.go();
   const snaps: Snapshot[] = [];
   let peak = 0;
@@ -101,14 +111,19 @@ async function oneRun(ctx: BenchContext, name: PathName, n: number, bytes: numbe
   const end = performance.now();
   for (const s of streams) s.poll();
   snaps.push({ t: end, bytes: streams.map((s) => s.bytes) });
+  if (seriesFile) {
+    // Times in ms of performance.now(); origin + t = ms since the epoch.
+    fs.appendFileSync(seriesFile, `${JSON.stringify({ name, origin: performance.timeOrigin, start, end, firsts: streams.map((s) => s.firstAt), dones: streams.map((s) => s.doneAt), snaps })}\n`);
+  }
   const firsts = streams.map((s) => s.firstAt ?? end);
   const dones = streams.map((s) => s.doneAt ?? end);
   const wStart = Math.max(...firsts);
   const wEnd = Math.min(...dones);
   const window = wEnd - wStart;
   let rates: number[] | null = null;
-  // Needs a window of a few snapshots to say anything.
-  if (window > 200) rates = streams.map((_, i) => (bytesAt(snaps, i, wEnd) - bytesAt(snaps, i, wStart)) / 2 ** 20 / (window / 1000));
+  // Needs a window of many snapshots, and a good part of the run, to say anything: 50 OpenSSH
+  // streams on loopback often overlap for only a second of a 3 s run.
+  if (window > Math.max(1000, 0.25 * (Math.max(...dones) - start))) rates = streams.map((_, i) => (bytesAt(snaps, i, wEnd) - bytesAt(snaps, i, wStart)) / 2 ** 20 / (window / 1000));
   // Over the whole run every stream is timed from the common go signal to its own end.
   const whole = streams.map((_, i) => bytes / 2 ** 20 / Math.max(0.001, ((dones[i] as number) - start) / 1000));
   const lastDone = Math.max(...dones);
@@ -120,6 +135,7 @@ async function oneRun(ctx: BenchContext, name: PathName, n: number, bytes: numbe
     perStreamMiBps: rates ? { min: round(Math.min(...rates), 2), median: round(median(rates), 2), max: round(Math.max(...rates), 2) } : null,
     wholeRunFairness: round(Math.min(...whole) / Math.max(...whole), 3),
     seconds: round((end - start) / 1000, 2),
+    startSkew: { first: round((Math.min(...firsts) - start) / 1000, 2), median: round((median(firsts) - start) / 1000, 2), last: round((wStart - start) / 1000, 2) },
     setupSeconds: round(setupSeconds, 2),
   };
   if (rates) {
@@ -135,18 +151,20 @@ async function oneRun(ctx: BenchContext, name: PathName, n: number, bytes: numbe
   if (bp) {
     run.bridgePeakRssKiB = peak;
     run.bridgeCpuSeconds = round(((procStat(bp.pid)?.cpuMs ?? 0) - cpu0) / 1000, 2);
+    const sched1 = schedStat(bp.pid);
+    if (sched0 && sched1) run.bridgeMainThread = { runSeconds: round((sched1.runMs - sched0.runMs) / 1000, 2), runQueueWaitSeconds: round((sched1.waitMs - sched0.waitMs) / 1000, 2) };
   }
   return run;
 }
 
-export async function streams(ctx: BenchContext, n: number, bytes: number, rounds: number, deadline: number): Promise<StreamsResult> {
+export async function streams(ctx: BenchContext, n: number, bytes: number, rounds: number, deadline: number, seriesFile?: string): Promise<StreamsResult> {
   const runs: Partial<Record<PathName, StreamsRun[]>> = {};
   const errors: Partial<Record<PathName, PathError>> = {};
   const timeoutMs = Math.max(120_000, ((n * bytes) / (5 * 2 ** 20)) * 1000);
   const { done, truncated } = await alternate(ctx.paths, rounds, deadline, async (p) => {
     if (errors[p.name]) return;
     try {
-      const run = await oneRun(ctx, p.name, n, bytes, timeoutMs);
+      const run = await oneRun(ctx, p.name, n, bytes, timeoutMs, seriesFile);
       (runs[p.name] ??= []).push(run);
     } catch (err) {
       errors[p.name] = errorOf(err);

@@ -8,7 +8,7 @@ here="$(cd "$(dirname "$0")/../.." && pwd)"
 dir="${1:?usage: $0 DIR}"
 rm -rf "$dir"
 mkdir -p "$dir/node_modules"
-cp -r "$here/src" "$here/package.json" "$here/tsconfig.json" "$dir/"
+cp -r "$here/src" "$here/package.json" "$here/tsconfig.json" "$here/tsconfig.build.json" "$dir/"
 for entry in "$here"/node_modules/* "$here"/node_modules/.bin; do
   name="$(basename "$entry")"
   [ "$name" = ssh2 ] || ln -s "$entry" "$dir/node_modules/$name"

@@ -1,7 +1,9 @@
 /**
  * CPU seconds per GiB of ssh2 alone, A/B: `npx tsc -p tsconfig.test.json && node build/bench/tools/ssh2-cpu-per-gib.js
- * [--mib N] [--rounds N] [--cipher NAME] [--upload] DIR_A DIR_B ...` where each DIR holds an ssh2
+ * [--mib N] [--rounds N] [--cipher NAME] [--upload] [--per-tick] DIR_A DIR_B ...` where each DIR holds an ssh2
  * package (e.g. node_modules/ssh2 and a copy made by bench/tools/ssh2-candidate.sh).
+ * `--per-tick`: the server hands ssh2 one 32 KiB chunk per write callback (one per tick), as a
+ * piped Readable and the bridge's ChannelOutput do, instead of writing in a loop.
  *
  * Each round starts one child per ssh2 copy in turn (alternating, so machine load hits both
  * alike): a bare ssh2 server whose exec channel sends (or swallows) N MiB of zeros, driven by
@@ -16,6 +18,7 @@ const CHILD = `
 const ssh2 = require(process.env.SSH2_DIR);
 const bytes = Number(process.env.BYTES);
 const upload = process.env.UPLOAD === '1';
+const perTick = process.env.PER_TICK === '1';
 // ssh2's ed25519 generator makes an unreadable key about 1 in 300 times: retry.
 let key;
 do key = ssh2.utils.generateKeyPairSync('ed25519').private; while (ssh2.utils.parseKey(key) instanceof Error);
@@ -34,9 +37,14 @@ const srv = new ssh2.Server({ hostKeys: [key] }, (c) => {
         let got = 0;
         ch.on('data', (d) => { got += d.length; if (got >= bytes) done(); });
       } else {
-        const chunk = Buffer.alloc(64 * 1024);
+        const chunk = Buffer.alloc(perTick ? 32 * 1024 : 64 * 1024);
         let sent = 0;
         const pump = () => {
+          if (perTick) {
+            if (sent >= bytes) return done();
+            sent += chunk.length;
+            return void ch.write(chunk, pump);
+          }
           while (sent < bytes) { sent += chunk.length; if (!ch.write(chunk)) return ch.once('drain', pump); }
           done();
         };
@@ -53,10 +61,10 @@ interface Sample {
   wall: number;
 }
 
-function once(dir: string, bytes: number, upload: boolean, cipher: string | undefined): Promise<Sample> {
+function once(dir: string, bytes: number, upload: boolean, cipher: string | undefined, perTick = false): Promise<Sample> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...(process.env.SSH2_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.SSH2_CPU_PROF] : []), '-e', CHILD], {
-      env: { ...process.env, SSH2_DIR: dir, BYTES: String(bytes), UPLOAD: upload ? '1' : '0' },
+      env: { ...process.env, SSH2_DIR: dir, BYTES: String(bytes), UPLOAD: upload ? '1' : '0', PER_TICK: perTick ? '1' : '0' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let buf = '';
@@ -103,14 +111,14 @@ function once(dir: string, bytes: number, upload: boolean, cipher: string | unde
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { mib: { type: 'string', default: '256' }, rounds: { type: 'string', default: '6' }, cipher: { type: 'string' }, upload: { type: 'boolean', default: false } },
+  options: { mib: { type: 'string', default: '256' }, rounds: { type: 'string', default: '6' }, cipher: { type: 'string' }, upload: { type: 'boolean', default: false }, 'per-tick': { type: 'boolean', default: false } },
 });
 const bytes = Number(values.mib) * 2 ** 20;
 const gib = bytes / 2 ** 30;
 const samples = new Map<string, Sample[]>(positionals.map((d) => [d, []]));
 for (let r = 0; r < Number(values.rounds); r++) {
   const order = r % 2 === 0 ? positionals : [...positionals].reverse();
-  for (const dir of order) samples.get(dir)!.push(await once(dir, bytes, values.upload, values.cipher));
+  for (const dir of order) samples.get(dir)!.push(await once(dir, bytes, values.upload, values.cipher, values['per-tick']));
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 for (const [dir, s] of samples) {

@@ -4,7 +4,7 @@
  * (one exec WebSocket each). The server runs in a child process; this process opens N connections
  * (ECDSA P-256 certificate, as the fixture uses), forces a GC and reports RSS, V8 heap and the rest.
  *
- *   npx tsc -p tsconfig.test.json && node --expose-gc build/bench/tools/tls-connection-memory.js [tls|tcp] [N]
+ *   npx tsc -p tsconfig.test.json && node --expose-gc build/bench/tools/tls-connection-memory.js [tls|tls-shared|tcp] [N]
  */
 import { execFileSync, fork } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,7 +14,9 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 
-const mode = process.argv[2] === 'tcp' ? 'tcp' : 'tls';
+// tls: a SecureContext per connection (what tls.connect does when given `ca` and no
+// `secureContext`); tls-shared: one SecureContext for all of them.
+const mode = process.argv[2] === 'tcp' ? 'tcp' : process.argv[2] === 'tls-shared' ? 'tls-shared' : 'tls';
 const n = Math.min(Math.max(Number(process.argv[3] ?? 2000) || 2000, 1), 20_000);
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -35,6 +37,7 @@ async function client(): Promise<void> {
   try {
     const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve(m as number)));
     const ca = fs.readFileSync(path.join(dir, 'cert.pem'));
+    const shared = mode === 'tls-shared' ? tls.createSecureContext({ ca }) : undefined;
     await new Promise((r) => setTimeout(r, 500));
     gc();
     gc();
@@ -43,7 +46,7 @@ async function client(): Promise<void> {
     for (let i = 0; i < n; i++) {
       held.push(
         await new Promise<net.Socket>((resolve, reject) => {
-          const s: net.Socket = mode === 'tcp' ? net.connect(port, '127.0.0.1', () => resolve(s)) : tls.connect({ port, host: '127.0.0.1', ca }, () => resolve(s));
+          const s: net.Socket = mode === 'tcp' ? net.connect(port, '127.0.0.1', () => resolve(s)) : tls.connect({ port, host: '127.0.0.1', ...(shared ? { secureContext: shared } : { ca: Buffer.from(ca) }) }, () => resolve(s));
           s.once('error', reject);
           s.on('data', () => undefined);
         }),

@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { BridgeError } from '../../../errors.ts';
 import { connectTimeout, credentialFailure, networkFailure, type ApiServerRef } from './api-errors.ts';
+import { TlsContextCache } from './tls-context.ts';
 
 /** Extra headers for one call, e.g. Impersonate-User / Impersonate-Group. */
 export type RequestHeaders = Readonly<Record<string, string | readonly string[]>>;
@@ -36,6 +37,7 @@ export class KubeApiClient implements ApiServerRef {
   readonly contextName: string;
   readonly connectTimeoutMs: number;
   private readonly kc: KubeConfig;
+  private readonly tlsContexts = new TlsContextCache();
 
   constructor(kc: KubeConfig, api: ApiServerRef, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS) {
     this.kc = kc;
@@ -59,6 +61,7 @@ export class KubeApiClient implements ApiServerRef {
     } catch (err) {
       throw credentialFailure(err, this);
     }
+    this.tlsContexts.apply(opts);
     opts.headers = { ...opts.headers, ...headers } as http.OutgoingHttpHeaders;
     return opts;
   }

@@ -132,6 +132,10 @@ export async function upgradeWebSocket<T>(
   take: (ws: WebSocket, protocol: string) => T,
 ): Promise<T> {
   const conn = await api.connectionOptions(headers);
+  // client-node makes a plain https.Agent per request. An upgraded socket never goes back to it,
+  // yet the socket's connect options would keep it (and its maps) for the whole session: ws
+  // connects by itself with the same TLS options instead. A proxy agent (another class) stays.
+  if (conn.agent instanceof https.Agent && conn.agent.constructor === https.Agent) delete conn.agent;
   const url = api.url(req.path, req.query);
   url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
   const unsupported = (why: string) =>
