@@ -98,7 +98,9 @@ export async function startTestDockerd(options: { tls?: boolean } = {}): Promise
     if (c === null || c.exitCode !== null || c.signalCode !== null) return;
     const gone = new Promise<void>((resolve) => c.once('exit', () => resolve()));
     c.kill(signal);
-    if ((await Promise.race([gone.then(() => 'gone'), delay(30_000, 'timeout')])) === 'timeout') {
+    // An unreferenced timer: a pending 30 s one kept every Docker test file alive for 30 s after its
+    // last test (node:test waits for an empty event loop before the process exits).
+    if ((await Promise.race([gone.then(() => 'gone'), delay(30_000, 'timeout', { ref: false })])) === 'timeout') {
       c.kill('SIGKILL');
       await gone;
     }
