@@ -1,6 +1,7 @@
 /**
  * `npm test`'s runner. Each compiled test file runs in a process of its own (two at a time, the
- * longest first), so a file that hangs costs its own budget, not the run's.
+ * longest of the last run first, from build/test-timings.json), so a file that hangs costs its
+ * own budget, not the run's.
  *
  * Budgets: every file has a budget for the whole file and one for any single test in it, by
  * directory (unit tests get seconds), overridable in the file with a comment line such as
@@ -8,12 +9,15 @@
  * what it was doing first: the test that was running, the last ones that finished, a Node.js
  * diagnostic report of every node process of the file (JavaScript stack, open handles; asked for
  * with SIGUSR2, which each of them answers through `--report-on-signal`), the kernel's view of a
- * process that could not answer, and the file's last output lines.
+ * process that could not answer with the native stack of its main thread (gdb), and the file's
+ * last output lines. A file whose reporter has heard nothing 45 s after it started is stopped the
+ * same way. A file that outlives its last test by 5 s is asked what keeps it alive, and the run
+ * says so (LINGER): such waits add up in every run.
  *
  * Usage: node build/test/runner.js [FILTER...]   (files whose path contains a FILTER)
  *        node build/test/runner.js --slow         (the slowest files and tests of the last run)
- *        node build/test/runner.js --budget FILE_S,TEST_S /abs/x.test.js   (a file outside the
- *            suite with the given budgets; the runner's own test uses this)
+ *        node build/test/runner.js --budget FILE_S,TEST_S[,START_S] /abs/x.test.js   (a file
+ *            outside the suite with the given budgets; the runner's own test uses this)
  * The last line is "N passed, N failed" (", N skipped" when some were).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -89,9 +93,10 @@ async function main(): Promise<number> {
   if (args.includes('--slow')) return printSlow();
   const b = args.indexOf('--budget');
   if (b >= 0) {
-    const [fileS, testS] = (args[b + 1] ?? '').split(',').map(Number);
-    if (!fileS || !testS) throw new Error('--budget takes FILE_SECONDS,TEST_SECONDS');
+    const [fileS, testS, startS] = (args[b + 1] ?? '').split(',').map(Number);
+    if (!fileS || !testS) throw new Error('--budget takes FILE_SECONDS,TEST_SECONDS[,START_SECONDS]');
     budgetOverride = { fileMs: fileS * 1000, testMs: testS * 1000 };
+    if (startS) startBudgetMs = startS * 1000;
     args.splice(b, 2);
   }
   // Absolute paths of compiled files outside the suite run as they are, and leave no timings.
@@ -143,6 +148,7 @@ async function main(): Promise<number> {
 }
 
 let budgetOverride: Budget | null = null;
+let startBudgetMs = START_BUDGET_MS;
 
 function discover(): string[] {
   const out: string[] = [];
@@ -256,10 +262,10 @@ function checkBudgets(run: FileRun): void {
   const now = Date.now();
   for (const e of run.events.slice(before) as Array<EventLine & { at?: number }>) e.at = now;
   const elapsed = now - run.started;
-  if (run.events.length === 0 && elapsed > START_BUDGET_MS && START_BUDGET_MS < run.budget.fileMs) {
+  if (run.events.length === 0 && elapsed > startBudgetMs && startBudgetMs < run.budget.fileMs) {
     return void timeOut(
       run,
-      `its reporter heard nothing within ${START_BUDGET_MS / 1000} s: the main thread has not reached the event loop since the file started (stuck loading, a deadlock, or a test that never yields; issue 16: read the native stack below)`,
+      `its reporter heard nothing within ${startBudgetMs / 1000} s: the main thread has not reached the event loop since the file started (stuck loading, a deadlock, or a test that never yields; issue 16: read the native stack below)`,
     );
   }
   if (run.finishedAt === null) {
