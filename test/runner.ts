@@ -10,8 +10,9 @@
  * diagnostic report of every node process of the file (JavaScript stack, open handles; asked for
  * with SIGUSR2, which each of them answers through `--report-on-signal`), the kernel's view of a
  * process that could not answer with the native stack of its main thread (gdb), and the file's
- * last output lines. A file whose reporter has heard nothing 45 s after it started is stopped the
- * same way. A file that outlives its last test by 5 s is asked what keeps it alive, and the run
+ * last output lines. A file whose reporter has heard nothing 45 s after it started, and whose main
+ * thread then uses no CPU for 5 s, is stuck (issue 16's deadlock looked so) and stopped the same
+ * way. A file that outlives its last test by 5 s is asked what keeps it alive, and the run
  * says so (LINGER): such waits add up in every run.
  *
  * Usage: node build/test/runner.js [FILTER...]   (files whose path contains a FILTER)
@@ -42,16 +43,18 @@ const TEST_DIRS = Object.keys(DEFAULT_BUDGETS);
 const TIMINGS_FILE = path.join(CODE, 'test-timings.json');
 const REPORT_WAIT_MS = 4_000;
 /** A file that has not told its reporter anything by then has kept its main thread from the
- *  event loop since it started: loading, or a test that never yields. Such a file is diagnosed
- *  (with the main thread's native stack, which is where the cause of issue 16 showed: a Node 20
- *  crypto deadlock, see src/ssh/keys.ts) and stopped as a failure. No retry: a retry turned that
- *  deadlock into a flake that passed. */
+ *  event loop since it started: loading, a test that never yields, or stuck. Stuck (no CPU used
+ *  for STUCK_MS), it is diagnosed with the main thread's native stack, which is where the cause
+ *  of issue 16 showed (a Node 20 crypto deadlock, see src/ssh/keys.ts), and stopped as a failure.
+ *  No retry: a retry turned that deadlock into a flake that passed. */
 const START_BUDGET_MS = 45_000;
 /** A file whose process outlives its last test by this much is asked what keeps it alive: a
  *  pending timer or an open handle costs its whole delay in every run (node:test exits only once
  *  the event loop is empty). */
 const LINGER_MS = 5_000;
 const NATIVE_STACK_FRAMES = 18;
+/** How long a silent file's main thread may use no CPU before it counts as stuck. */
+const STUCK_MS = 5_000;
 const OUTPUT_TAIL_LINES = 60;
 
 interface FileRun {
@@ -66,6 +69,8 @@ interface FileRun {
   eventsRead: number;
   partial: string;
   timedOut: string | null;
+  /** While the file is silent past the start budget: its main thread's CPU time, and since when. */
+  startCpu: { ticks: number; since: number } | null;
   /** When its last top-level test ended (seen by the watchdog), while the process still runs. */
   finishedAt: number | null;
   /** What kept the process alive after its last test, from a diagnostic report. */
@@ -205,6 +210,7 @@ function startFile(source: string): FileRun {
     eventsRead: 0,
     partial: '',
     timedOut: null,
+    startCpu: null,
     finishedAt: null,
     lingerWhy: null,
     exit: new Promise((resolve) => child.once('close', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : null)))),
@@ -263,10 +269,16 @@ function checkBudgets(run: FileRun): void {
   for (const e of run.events.slice(before) as Array<EventLine & { at?: number }>) e.at = now;
   const elapsed = now - run.started;
   if (run.events.length === 0 && elapsed > startBudgetMs && startBudgetMs < run.budget.fileMs) {
-    return void timeOut(
-      run,
-      `its reporter heard nothing within ${startBudgetMs / 1000} s: the main thread has not reached the event loop since the file started (stuck loading, a deadlock, or a test that never yields; issue 16: read the native stack below)`,
-    );
+    // Silent so far. A main thread that still uses CPU is working (a long synchronous test: the
+    // file budget judges it); one that has used none for a while is stuck for good.
+    const cpu = mainThreadCpu(run.child.pid!);
+    if (run.startCpu === null || cpu !== run.startCpu.ticks) run.startCpu = { ticks: cpu, since: now };
+    else if (now - run.startCpu.since >= STUCK_MS) {
+      return void timeOut(
+        run,
+        `its reporter heard nothing within ${((now - run.started) / 1000).toFixed(0)} s and its main thread has used no CPU for ${STUCK_MS / 1000} s: it is stuck before reaching the event loop (a deadlock or a wait that never ends; issue 16: read the native stack below)`,
+      );
+    }
   }
   if (run.finishedAt === null) {
     const planned = run.events.filter((e) => e.type === 'planned').length;
@@ -405,6 +417,13 @@ function processTree(root: number): Proc[] {
     for (const p of all) if (!picked.has(p.pid) && picked.has(p.ppid)) grew = picked.add(p.pid) !== null;
   }
   return all.filter((p) => picked.has(p.pid));
+}
+
+/** User plus system clock ticks of a process's main thread (-1 when gone). */
+function mainThreadCpu(pid: number): number {
+  const stat = safeRead(`/proc/${pid}/task/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields.length > 13 ? Number(fields[11]) + Number(fields[12]) : -1;
 }
 
 function threadStates(pid: number): string {
