@@ -274,8 +274,10 @@ function checkBudgets(run: FileRun): void {
   if (run.events.length === 0 && elapsed > startBudgetMs && startBudgetMs < run.budget.fileMs) {
     // Silent so far. A main thread that still uses CPU is working (a long synchronous test: the
     // file budget judges it); one that has used none for a while is stuck for good.
+    // A main thread waiting on a child (spawnSync, execFileSync) is not stuck on its own account.
     const cpu = mainThreadCpu(run.child.pid!);
-    if (run.startCpu === null || cpu !== run.startCpu.ticks) run.startCpu = { ticks: cpu, since: now };
+    const waitsOnChild = processTree(run.child.pid!).some((p) => p.ppid === run.child.pid);
+    if (run.startCpu === null || cpu !== run.startCpu.ticks || waitsOnChild) run.startCpu = { ticks: cpu, since: now };
     else if (now - run.startCpu.since >= STUCK_MS) {
       return void timeOut(
         run,
