@@ -1,6 +1,8 @@
 /**
- * `npm test`'s runner. Each compiled test file runs in a process of its own (two at a time, the
- * longest first), so a file that hangs costs its own budget, not the run's.
+ * `npm test`'s runner. Each compiled test file runs in a process of its own, so a file that hangs
+ * costs its own budget, not the run's: one more at a time than there are cores
+ * (PODBRIDGE_TEST_CONCURRENCY to change it), the longest of the last run first (from
+ * build/test-timings.json), so that the run does not end with one long file running alone.
  *
  * Budgets: every file has a budget for the whole file and one for any single test in it, by
  * directory (unit tests get seconds), overridable in the file with a comment line such as
@@ -8,15 +10,19 @@
  * what it was doing first: the test that was running, the last ones that finished, a Node.js
  * diagnostic report of every node process of the file (JavaScript stack, open handles; asked for
  * with SIGUSR2, which each of them answers through `--report-on-signal`), the kernel's view of a
- * process that could not answer, and the file's last output lines.
+ * process that could not answer with the native stack of its main thread (gdb), and the file's
+ * last output lines. A file whose reporter has heard nothing 45 s after it started, and whose main
+ * thread then uses no CPU for 5 s, is stuck (issue 16's deadlock looked so) and stopped the same
+ * way. A file that outlives its last test by 5 s is asked what keeps it alive, and the run
+ * says so (LINGER): such waits add up in every run.
  *
  * Usage: node build/test/runner.js [FILTER...]   (files whose path contains a FILTER)
  *        node build/test/runner.js --slow         (the slowest files and tests of the last run)
- *        node build/test/runner.js --budget FILE_S,TEST_S /abs/x.test.js   (a file outside the
- *            suite with the given budgets; the runner's own test uses this)
+ *        node build/test/runner.js --budget FILE_S,TEST_S[,START_S] /abs/x.test.js   (a file
+ *            outside the suite with the given budgets; the runner's own test uses this)
  * The last line is "N passed, N failed" (", N skipped" when some were).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,10 +43,19 @@ const DEFAULT_BUDGETS: Record<string, Budget> = {
 const TEST_DIRS = Object.keys(DEFAULT_BUDGETS);
 const TIMINGS_FILE = path.join(CODE, 'test-timings.json');
 const REPORT_WAIT_MS = 4_000;
-/** A file whose first test has not begun by then is stuck while loading (seen: Node 20 parked
- *  on a futex before running a line, with or without a TypeScript loader). Such a file is
- *  diagnosed, stopped and run once more, and the run says so. */
+/** A file that has not told its reporter anything by then has kept its main thread from the
+ *  event loop since it started: loading, a test that never yields, or stuck. Stuck (no CPU used
+ *  for STUCK_MS), it is diagnosed with the main thread's native stack, which is where the cause
+ *  of issue 16 showed (a Node 20 crypto deadlock, see src/ssh/keys.ts), and stopped as a failure.
+ *  No retry: a retry turned that deadlock into a flake that passed. */
 const START_BUDGET_MS = 45_000;
+/** A file whose process outlives its last test by this much is asked what keeps it alive: a
+ *  pending timer or an open handle costs its whole delay in every run (node:test exits only once
+ *  the event loop is empty). */
+const LINGER_MS = 5_000;
+const NATIVE_STACK_FRAMES = 18;
+/** How long a silent file's main thread may use no CPU before it counts as stuck. */
+const STUCK_MS = 5_000;
 const OUTPUT_TAIL_LINES = 60;
 
 interface FileRun {
@@ -55,8 +70,12 @@ interface FileRun {
   eventsRead: number;
   partial: string;
   timedOut: string | null;
-  /** Stopped before any test began (a start-up hang), so it may be run once more. */
-  startHang: boolean;
+  /** While the file is silent past the start budget: its main thread's CPU time, and since when. */
+  startCpu: { ticks: number; since: number } | null;
+  /** When its last top-level test ended (seen by the watchdog), while the process still runs. */
+  finishedAt: number | null;
+  /** What kept the process alive after its last test, from a diagnostic report. */
+  lingerWhy: string[] | null;
   exit: Promise<number | null>;
 }
 
@@ -66,6 +85,8 @@ interface FileResult {
   code: number | null;
   timedOut: string | null;
   events: EventLine[];
+  /** How long the process outlived its last test, when that was over LINGER_MS. */
+  lingerMs: number | null;
 }
 
 interface Timings {
@@ -78,9 +99,10 @@ async function main(): Promise<number> {
   if (args.includes('--slow')) return printSlow();
   const b = args.indexOf('--budget');
   if (b >= 0) {
-    const [fileS, testS] = (args[b + 1] ?? '').split(',').map(Number);
-    if (!fileS || !testS) throw new Error('--budget takes FILE_SECONDS,TEST_SECONDS');
+    const [fileS, testS, startS] = (args[b + 1] ?? '').split(',').map(Number);
+    if (!fileS || !testS) throw new Error('--budget takes FILE_SECONDS,TEST_SECONDS[,START_SECONDS]');
     budgetOverride = { fileMs: fileS * 1000, testMs: testS * 1000 };
+    if (startS) startBudgetMs = startS * 1000;
     args.splice(b, 2);
   }
   // Absolute paths of compiled files outside the suite run as they are, and leave no timings.
@@ -94,7 +116,9 @@ async function main(): Promise<number> {
     console.error(`no test file matches ${args.join(' ')}`);
     return 1;
   }
-  const concurrency = Math.max(1, Number(process.env.PODBRIDGE_TEST_CONCURRENCY ?? 2));
+  // One more file than cores: measured on 2 shared cores, the suite's own processes used 22 % of
+  // the CPU over a whole run (311 s in 701 s); its files mostly wait (ssh handshakes, dockerd).
+  const concurrency = Math.max(1, Number(process.env.PODBRIDGE_TEST_CONCURRENCY ?? os.availableParallelism() + 1));
   const previous = readTimings();
   // Longest first: two queues finish together instead of one long file running alone at the end.
   files.sort((a, b) => (previous?.files[b] ?? 0) - (previous?.files[a] ?? 0));
@@ -108,23 +132,21 @@ async function main(): Promise<number> {
   await Promise.all(
     Array.from({ length: Math.min(concurrency, files.length) }, async () => {
       for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-        let run = startFile(next);
+        const run = startFile(next);
         running.add(run);
-        let code = await run.exit;
+        const code = await run.exit;
         running.delete(run);
-        if (run.startHang) {
-          // Diagnosed above; a hang before the first test is the runtime's, not the test's.
-          process.stdout.write(`RETRY ${run.source}: it hung before its first test (diagnosis above); running it once more\n`);
-          fs.rmSync(run.dir, { recursive: true, force: true });
-          run = startFile(next);
-          running.add(run);
-          code = await run.exit;
-          running.delete(run);
-        }
         readEvents(run);
-        const result: FileResult = { source: run.source, ms: Date.now() - run.started, code, timedOut: run.timedOut, events: run.events };
+        const now = Date.now();
+        const lingerMs = run.finishedAt !== null && run.timedOut === null && now - run.finishedAt > LINGER_MS ? now - run.finishedAt : null;
+        const result: FileResult = { source: run.source, ms: now - run.started, code, timedOut: run.timedOut, events: run.events, lingerMs };
         results.push(result);
         printFile(run, result);
+        if (lingerMs !== null) {
+          process.stdout.write(
+            `LINGER ${run.source}: the process ran ${(lingerMs / 1000).toFixed(1)} s after its last test (its root after() hooks, then whatever was still pending: node:test exits only once nothing is); ${run.lingerWhy ? run.lingerWhy.join('; ') : 'no report'}\n`,
+          );
+        }
         fs.rmSync(run.dir, { recursive: true, force: true });
       }
     }),
@@ -134,6 +156,7 @@ async function main(): Promise<number> {
 }
 
 let budgetOverride: Budget | null = null;
+let startBudgetMs = START_BUDGET_MS;
 
 function discover(): string[] {
   const out: string[] = [];
@@ -190,7 +213,9 @@ function startFile(source: string): FileRun {
     eventsRead: 0,
     partial: '',
     timedOut: null,
-    startHang: false,
+    startCpu: null,
+    finishedAt: null,
+    lingerWhy: null,
     exit: new Promise((resolve) => child.once('close', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : null)))),
   };
   const keep = (b: Buffer) => {
@@ -229,6 +254,7 @@ function readEvents(run: FileRun): void {
 function openTests(run: FileRun): Array<{ name: string; since: number; line?: number | undefined }> {
   const stack: Array<{ name: string; since: number; line?: number | undefined }> = [];
   for (const e of run.events as Array<EventLine & { at?: number }>) {
+    if (e.type === 'planned') continue;
     if (e.type === 'start') {
       stack.length = Math.min(stack.length, e.nesting);
       stack.push({ name: e.name, since: e.at ?? run.started, line: e.line });
@@ -245,9 +271,27 @@ function checkBudgets(run: FileRun): void {
   const now = Date.now();
   for (const e of run.events.slice(before) as Array<EventLine & { at?: number }>) e.at = now;
   const elapsed = now - run.started;
-  if (run.events.length === 0 && elapsed > START_BUDGET_MS && START_BUDGET_MS < run.budget.fileMs) {
-    run.startHang = true;
-    return void timeOut(run, `no test began within ${START_BUDGET_MS / 1000} s: the process is stuck while loading`);
+  if (run.events.length === 0 && elapsed > startBudgetMs && startBudgetMs < run.budget.fileMs) {
+    // Silent so far. A main thread that still uses CPU is working (a long synchronous test: the
+    // file budget judges it); one that has used none for a while is stuck for good.
+    // A main thread waiting on a child (spawnSync, execFileSync) is not stuck on its own account.
+    const cpu = mainThreadCpu(run.child.pid!);
+    const waitsOnChild = processTree(run.child.pid!).some((p) => p.ppid === run.child.pid);
+    if (run.startCpu === null || cpu !== run.startCpu.ticks || waitsOnChild) run.startCpu = { ticks: cpu, since: now };
+    else if (now - run.startCpu.since >= STUCK_MS) {
+      return void timeOut(
+        run,
+        `its reporter heard nothing within ${((now - run.started) / 1000).toFixed(0)} s and its main thread has used no CPU for ${STUCK_MS / 1000} s: it is stuck before reaching the event loop (a deadlock or a wait that never ends; issue 16: read the native stack below)`,
+      );
+    }
+  }
+  if (run.finishedAt === null) {
+    const planned = run.events.filter((e) => e.type === 'planned').length;
+    const ended = run.events.filter((e) => e.nesting === 0 && (e.type === 'pass' || e.type === 'fail')).length;
+    if (planned > 0 && ended >= planned) run.finishedAt = now;
+  } else if (run.lingerWhy === null && now - run.finishedAt > LINGER_MS) {
+    run.lingerWhy = ['asking it what it waits for'];
+    void askWhyLingering(run);
   }
   if (elapsed > run.budget.fileMs) return void timeOut(run, `the file ran over its budget of ${run.budget.fileMs / 1000} s`);
   const open = openTests(run);
@@ -267,7 +311,7 @@ async function diagnoseAndKill(run: FileRun, why: string): Promise<void> {
   readEvents(run);
   const open = openTests(run);
   out.push(open.length > 0 ? `  running: ${open.map((t) => `${t.name}${t.line ? ` (line ${t.line})` : ''}`).join(' > ')}` : '  running: no test had started (a hook, module loading, or after the last test)');
-  const done = run.events.filter((e) => e.type !== 'start').slice(-5);
+  const done = run.events.filter((e) => e.type === 'pass' || e.type === 'fail').slice(-5);
   for (const e of done) out.push(`  finished: ${e.type} ${e.name}${e.ms !== undefined ? ` (${e.ms} ms)` : ''}`);
   const pids = processTree(run.child.pid!);
   const nodes = pids.filter((p) => p.comm === 'node' || p.cmdline.startsWith(process.execPath));
@@ -279,13 +323,18 @@ async function diagnoseAndKill(run: FileRun, why: string): Promise<void> {
     }
   }
   const reports = await waitForReports(run.dir, nodes.map((p) => p.pid));
+  // A node process that could not answer: its main thread's native stack says where it is.
+  const stacks = new Map(await Promise.all(nodes.filter((p) => !reports.has(p.pid)).map(async (p) => [p.pid, await nativeStack(p.pid)] as const)));
   for (const p of pids) {
     out.push(`  process ${p.pid} (${p.state}, ${p.cmdline.slice(0, 160)})`);
     const report = reports.get(p.pid);
     if (report) out.push(...summarizeReport(report).map((l) => `    ${l}`));
     else if (!nodes.includes(p)) out.push(`    kernel wait channel: ${p.wchan}`);
-    else if (p.state === 'R') out.push(`    no diagnostic report within ${REPORT_WAIT_MS / 1000} s: its JavaScript thread is running without yielding to the event loop (a busy loop, or a very long synchronous call)`);
-    else out.push(`    no diagnostic report within ${REPORT_WAIT_MS / 1000} s: its JavaScript thread is blocked in the kernel (state ${p.state}, wait channel ${p.wchan}; threads: ${threadStates(p.pid)})`);
+    else {
+      if (p.state === 'R') out.push(`    no diagnostic report within ${REPORT_WAIT_MS / 1000} s: its JavaScript thread is running without yielding to the event loop (a busy loop, or a very long synchronous call)`);
+      else out.push(`    no diagnostic report within ${REPORT_WAIT_MS / 1000} s: its JavaScript thread is blocked in the kernel (state ${p.state}, wait channel ${p.wchan}; threads: ${threadStates(p.pid)})`);
+      out.push(...(stacks.get(p.pid) ?? []).map((l) => `    ${l}`));
+    }
   }
   try {
     process.kill(-run.child.pid!, 'SIGKILL');
@@ -302,6 +351,37 @@ async function diagnoseAndKill(run: FileRun, why: string): Promise<void> {
   const tail = run.output.join('').split('\n').slice(-OUTPUT_TAIL_LINES);
   out.push(`  last ${tail.length} output lines:`, ...tail.map((l) => `  | ${l}`));
   process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/** What kept a file's process alive after its last test, from a diagnostic report of it. */
+async function askWhyLingering(run: FileRun): Promise<void> {
+  const pid = run.child.pid!;
+  try {
+    process.kill(pid, 'SIGUSR2');
+  } catch {
+    return;
+  }
+  const report = (await waitForReports(run.dir, [pid])).get(pid);
+  run.lingerWhy = report ? summarizeReport(report).filter((l) => l.startsWith('handles')) : ['no diagnostic report (the process exited, or its main thread is busy)'];
+  // Gone, so that a timeout's diagnosis later waits for a fresh one.
+  for (const name of fs.readdirSync(run.dir)) if (name.startsWith('report.')) fs.rmSync(path.join(run.dir, name), { force: true });
+}
+
+/** The main thread's native stack, through gdb (installed by .ci/run); names of frames only. */
+function nativeStack(pid: number): Promise<string[]> {
+  return new Promise((resolve) => {
+    execFile('gdb', ['-p', String(pid), '-batch', '-nx', '-ex', `bt ${NATIVE_STACK_FRAMES}`], { timeout: 60_000, maxBuffer: 8 * 1024 * 1024 }, (err, stdout) => {
+      const frames = stdout
+        .split('\n')
+        .map((l) => /^#(\d+)\s+(?:0x[0-9a-f]+ in )?(.+?)(?: \(.*)?$/.exec(l))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => `  #${m[1]} ${m[2] === '??' ? '(JavaScript)' : m[2]!.slice(0, 150)}`)
+        // Generated code has no symbols: one line for a run of such frames.
+        .filter((line, i, all) => !(line.endsWith('(JavaScript)') && all[i - 1]?.endsWith('(JavaScript)')));
+      if (frames.length > 0) resolve(['native stack of its main thread (gdb):', ...frames]);
+      else resolve([`no native stack: ${err ? `gdb failed (${err.message.split('\n')[0]}; install gdb)` : 'gdb printed none'}`]);
+    });
+  });
 }
 
 interface Proc {
@@ -342,6 +422,13 @@ function processTree(root: number): Proc[] {
     for (const p of all) if (!picked.has(p.pid) && picked.has(p.ppid)) grew = picked.add(p.pid) !== null;
   }
   return all.filter((p) => picked.has(p.pid));
+}
+
+/** User plus system clock ticks of a process's main thread (-1 when gone). */
+function mainThreadCpu(pid: number): number {
+  const stat = safeRead(`/proc/${pid}/task/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields.length > 13 ? Number(fields[11]) + Number(fields[12]) : -1;
 }
 
 function threadStates(pid: number): string {
@@ -423,7 +510,7 @@ function summarize(results: FileResult[], ms: number, previous: Timings | null, 
   const failures: string[] = [];
   for (const r of results) {
     for (const e of r.events) {
-      if (e.type === 'start' || e.suite) continue;
+      if (e.type === 'start' || e.type === 'planned' || e.suite) continue;
       if (e.skip || e.todo) skipped++;
       else if (e.type === 'pass') passed++;
       else {
@@ -450,6 +537,8 @@ function summarize(results: FileResult[], ms: number, previous: Timings | null, 
   if (record) fs.writeFileSync(TIMINGS_FILE, JSON.stringify(timings, null, 1));
   const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 5);
   console.log(`\nslowest files: ${slowest.map((r) => `${r.source} ${(r.ms / 1000).toFixed(0)} s`).join(', ')}  (npm run test:slow for more)`);
+  const lingering = results.filter((r) => r.lingerMs !== null);
+  if (lingering.length > 0) console.log(`\nalive after their last test (see LINGER above): ${lingering.map((r) => `${r.source} ${((r.lingerMs ?? 0) / 1000).toFixed(0)} s`).join(', ')}`);
   if (failures.length > 0) console.log(`\nfailures:\n${failures.map((f) => `  ${f}`).join('\n')}`);
   console.log(`# files ${results.length}, duration ${(ms / 1000).toFixed(1)} s`);
   console.log(`${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`);

@@ -32,9 +32,14 @@ export function generateHostKeyPair(type: HostKeyType, bits: number, comment: st
     if (!parsed) throw new Error('generated RSA key cannot be read back');
     return { private: privateKey, public: `ssh-rsa ${parsed.getPublicSSH().toString('base64')} ${comment}` };
   }
-  const jwk = crypto.generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
-  const seed = Buffer.from(jwk.d!, 'base64url');
-  const pub = Buffer.from(jwk.x!, 'base64url');
+  // Encoded by the key generation itself, never by exporting the returned KeyObject: on Node 20,
+  // exporting a freshly generated key can deadlock the process for good when a garbage collection
+  // runs inside the export and frees the finished generation job, whose destructor takes the
+  // key's lock the export already holds (a futex wait seen as a test file stuck at start, issue 16).
+  const der = crypto.generateKeyPairSync('ed25519', { privateKeyEncoding: { type: 'pkcs8', format: 'der' }, publicKeyEncoding: { type: 'spki', format: 'der' } });
+  // Both DER forms of an Ed25519 key end with the raw 32 bytes (RFC 8410): the seed, the point.
+  const seed = der.privateKey.subarray(-32);
+  const pub = der.publicKey.subarray(-32);
   const publicBlob = Buffer.concat([sshString('ssh-ed25519'), sshString(pub)]);
   const check = crypto.randomBytes(4);
   let secret = Buffer.concat([check, check, sshString('ssh-ed25519'), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString(comment)]);

@@ -15,12 +15,15 @@ export async function startDockerWorld(extra: Parameters<typeof startTestBridge>
   try {
     const run = (name: string, args: string[], image = TEST_IMAGE, cmd = ['sleep', '1000000']) =>
       dockerd.docker(['run', '-d', '--network', 'none', '--name', name, ...args, image, ...cmd]);
-    await run('web', []);
-    for (const n of [1, 2]) {
-      await run(`shop-web-${n}`, ['--label', 'com.docker.compose.project=shop', '--label', 'com.docker.compose.service=web', '--label', `com.docker.compose.container-number=${n}`, '--label', 'team=a']);
-    }
-    await dockerd.docker(['run', '--network', 'none', '--name', 'stopped', TEST_IMAGE, 'sh', '-c', 'exit 3']).catch(() => '');
-    await run('distroless', [], NOSHELL_IMAGE, ['/usr/bin/busybox', 'sleep', '1000000']);
+    // Side by side: each `docker run` mostly waits on the Engine (seconds each on a loaded machine).
+    await Promise.all([
+      run('web', []),
+      ...[1, 2].map((n) =>
+        run(`shop-web-${n}`, ['--label', 'com.docker.compose.project=shop', '--label', 'com.docker.compose.service=web', '--label', `com.docker.compose.container-number=${n}`, '--label', 'team=a']),
+      ),
+      dockerd.docker(['run', '--network', 'none', '--name', 'stopped', TEST_IMAGE, 'sh', '-c', 'exit 3']).catch(() => ''),
+      run('distroless', [], NOSHELL_IMAGE, ['/usr/bin/busybox', 'sleep', '1000000']),
+    ]);
     const bridge = await startTestBridge({ backend: 'docker', dockerHost: dockerd.host, ...extra });
     return {
       dockerd,

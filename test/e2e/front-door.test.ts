@@ -39,7 +39,11 @@ async function startCli(args: string[], env: Record<string, string> = {}): Promi
         }
       }
     });
-    child.once('exit', (code) => reject(new Error(`bridge exited ${code}: ${stderr}`)));
+    child.once('exit', (code) => {
+      // A pending 20 s timer would keep the file alive after its last test.
+      clearTimeout(timer);
+      reject(new Error(`bridge exited ${code}: ${stderr}`));
+    });
   });
 }
 

@@ -179,7 +179,8 @@ describe('two replicas behind HAProxy', () => {
       await victim.exited;
       const codes = await Promise.race([
         Promise.any(terms.map((t, i) => t!.waitExit(30_000).then((code) => ({ i, code })))),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no session ended after the kill')), 30_000)),
+        // Unreferenced: left pending, it kept the file alive 30 s after its last test.
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no session ended after the kill')), 30_000).unref()),
       ]);
       assert.equal(codes.code, 255, 'the killed replica\'s session ended as a lost connection');
       const survivor = terms[1 - codes.i]!;

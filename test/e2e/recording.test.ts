@@ -36,6 +36,9 @@ async function until(check: () => boolean, what: string, ms = 20_000): Promise<v
   }
 }
 
+/** The recording has its exit event (not just `"x"` anywhere: the login name "x" is in its first comment). */
+const hasExit = (file: string) => /^\[[\d.]+,"x","\d+"\]$/m.test(fs.readFileSync(file, 'utf8'));
+
 const casts = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.cast')).map((f) => path.join(dir, f)) : []);
 
 describe('session recording (--record-dir)', () => {
@@ -51,7 +54,7 @@ describe('session recording (--record-dir)', () => {
       await until(() => fs.readFileSync(file, 'utf8').includes('"r","120x40"'), 'the resize event');
       term.write('secret-typed\r');
       assert.equal(await term.waitExit(), 7);
-      await until(() => fs.readFileSync(file, 'utf8').includes('"x"'), 'the exit event');
+      await until(() => hasExit(file), 'the exit event');
       const { header, comments, events } = readCast(file);
       assert.equal(header.version, 3);
       assert.deepEqual(header.term, { cols: 100, rows: 30, type: 'xterm-256color' });
@@ -85,7 +88,7 @@ describe('session recording (--record-dir)', () => {
       await term.waitFor(/ready/);
       term.write('typed-words\r');
       assert.equal(await term.waitExit(), 0);
-      await until(() => casts(dir).length === 1 && fs.readFileSync(casts(dir)[0]!, 'utf8').includes('"x"'), 'the finished recording');
+      await until(() => casts(dir).length === 1 && hasExit(casts(dir)[0]!), 'the finished recording');
       const input = readCast(casts(dir)[0]!).events.filter((e) => e[1] === 'i').map((e) => e[2]).join('');
       assert.equal(input, 'typed-words\r');
     } finally {
@@ -112,12 +115,12 @@ describe('session recording (--record-dir)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-rec-'));
     const small = await startTestBridge({ recordDir: dir, recordRequired: true, recordMaxSize: '2k' });
     try {
-      const term = new InteractiveSsh({ port: small.port, key: small.key, login: 'x', command: 'echo ready; read line; head -c 20000 /dev/zero | tr "\\0" x; sleep 30' });
-      await term.waitFor(/ready/);
-      term.write('\r');
-      // The line may reach the test's terminal just after ssh's exit is seen: wait for it.
-      await term.waitFor(/podbridge: session ended: recording reached its size cap \(2048 bytes\), and this bridge requires one\r\n/, 20_000);
-      assert.equal(await term.waitExit(20_000), 255);
+      // `ssh -tt` on pipes, not in a local terminal: a pty loses what ssh wrote just before it
+      // exited (node-pty), and here that is the very line this asserts (it went missing in 5 of
+      // 18 loaded runs in a pty, never on pipes: issue 16).
+      const r = await runSsh({ port: small.port, key: small.key, login: 'x', command: 'echo ready; read line; head -c 20000 /dev/zero | tr "\\0" x; sleep 30', extraArgs: ['-tt'], stdin: Buffer.from('\r'), timeoutMs: 20_000 });
+      assert.match(r.stderr, /podbridge: session ended: recording reached its size cap \(2048 bytes\), and this bridge requires one\r\n/);
+      assert.equal(r.code, 255);
       await until(() => fs.readFileSync(casts(dir)[0]!, 'utf8').includes('"m"'), 'the marker');
       const cast = readCast(casts(dir)[0]!);
       assert.ok(fs.statSync(casts(dir)[0]!).size < 2048 + 200);

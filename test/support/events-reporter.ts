@@ -1,12 +1,15 @@
 /**
- * A node:test reporter that writes one JSON line as each test starts running, passes or fails.
+ * A node:test reporter that writes one JSON line as each top-level test is registered, and as
+ * each test starts running, passes or fails.
  * The runner (test/runner.ts) reads these lines while the file runs: they are how it knows which
  * test is running when one goes over its budget, and how it counts results across files.
  */
 import type { TestEvent } from 'node:test/reporters';
 
 export interface EventLine {
-  type: 'start' | 'pass' | 'fail';
+  /** `planned`: a top-level test or suite was registered (at load); the runner counts them to
+   *  know when the file's last test is over. */
+  type: 'planned' | 'start' | 'pass' | 'fail';
   name: string;
   nesting: number;
   line?: number | undefined;
@@ -22,7 +25,9 @@ export interface EventLine {
 export default async function* eventsReporter(source: AsyncIterable<TestEvent>): AsyncGenerator<string> {
   for await (const event of source) {
     // test:dequeue is when a test begins to run; test:start only when its report begins.
-    if (event.type === 'test:dequeue') {
+    if (event.type === 'test:enqueue' && event.data.nesting === 0) {
+      yield line({ type: 'planned', name: event.data.name, nesting: 0 });
+    } else if (event.type === 'test:dequeue') {
       const d = event.data;
       yield line({ type: 'start', name: d.name, nesting: d.nesting, line: d.line });
     } else if (event.type === 'test:pass' || event.type === 'test:fail') {

@@ -3,9 +3,9 @@
  * output says which test was running and what held the process (issue: a hung run used to cost
  * ten minutes and say nothing).
  */
-// test-budget: file 90 s, test 60 s
+// test-budget: file 180 s, test 90 s
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,16 +15,21 @@ import { compiled, REPO } from '../helpers/paths.ts';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-runner-test-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function runRunner(name: string, body: string, budget = '20,2'): { code: number | null; out: string } {
+/** Asynchronous, so that this file's own reporter is heard while the inner runner works. */
+function runRunner(name: string, body: string, budget = '20,2'): Promise<{ code: number | null; out: string }> {
   const file = path.join(dir, name);
   fs.writeFileSync(file, `import { test } from 'node:test';\n${body}\n`);
-  const r = spawnSync(process.execPath, [compiled('test/runner.ts'), '--budget', budget, file], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, out: r.stdout + r.stderr };
+  return new Promise((resolve) => {
+    execFile(process.execPath, [compiled('test/runner.ts'), '--budget', budget, file], { cwd: REPO, encoding: 'utf8', timeout: 80_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, out: stdout + stderr });
+    });
+  });
 }
 
-describe('test runner', () => {
-  it('stops a test that waits forever at the per-test budget, naming it and what kept the process alive', () => {
-    const r = runRunner(
+// Concurrently: each case waits on budgets and timers of its own inner runner.
+describe('test runner', { concurrency: true }, () => {
+  it('stops a test that waits forever at the per-test budget, naming it and what kept the process alive', async () => {
+    const r = await runRunner(
       'waits.test.mjs',
       `test('fine', () => {});\ntest('waits forever', () => new Promise(() => { setInterval(() => {}, 60_000); }));\ntest('never reached', () => {});`,
     );
@@ -36,25 +41,42 @@ describe('test runner', () => {
     assert.match(r.out, /^1 passed, 1 failed$/m);
   });
 
-  it('stops a busy loop and says the process never yielded', () => {
+  it('stops a busy loop and says the process never yielded', async () => {
     // A loop that never yields also starves the reporter, so the file budget is what stops it.
-    const r = runRunner('spins.test.mjs', `function spin() { for (;;) {} }\ntest('spins', () => spin());`, '5,2');
+    const r = await runRunner('spins.test.mjs', `function spin() { for (;;) {} }\ntest('spins', () => spin());`, '5,2');
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /the file ran over its budget of 5 s/);
     assert.match(r.out, /its JavaScript thread is running without yielding to the event loop/);
     assert.match(r.out, /^0 passed, 1 failed$/m);
   });
 
-  it('a file that stays alive after its last test is stopped at the file budget', () => {
-    const r = runRunner('lingers.test.mjs', `test('done', () => { setInterval(() => {}, 1000); });`, '4,3');
+  it('a file that stays alive after its last test is stopped at the file budget', async () => {
+    const r = await runRunner('lingers.test.mjs', `test('done', () => { setInterval(() => {}, 1000); });`, '4,3');
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /the file ran over its budget of 4 s/);
     assert.match(r.out, /running: no test had started/);
     assert.match(r.out, /^1 passed, 1 failed$/m);
   });
 
-  it('passing and failing tests are counted in the closing line', () => {
-    const r = runRunner('mixed.test.mjs', `test('a', () => {});\ntest('b', () => { throw new Error('boom'); });\ntest.skip('c', () => {});`);
+  it('a file whose main thread never reaches the event loop is stopped at the start budget, with its native stack', async () => {
+    // What issue 16's hang looked like from outside: no reporter event at all, no report possible.
+    // Atomics.wait parks the main thread on a futex, as that deadlock did.
+    const r = await runRunner('blocked.test.mjs', `Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);\ntest('never', () => {});`, '40,30,3');
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /its reporter heard nothing within \d+ s and its main thread has used no CPU for 5 s: it is stuck/);
+    assert.match(r.out, /native stack of its main thread \(gdb\):\n\s+#0 /);
+    assert.match(r.out, /^0 passed, 1 failed$/m);
+  });
+
+  it('a file that outlives its last test says what kept it alive, and passes', async () => {
+    const r = await runRunner('lingers-a-while.test.mjs', `test('done', () => { setTimeout(() => {}, 9_000); });`, '30,5');
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /LINGER .*lingers-a-while\.test\.mjs: the process ran \d+\.\d s after its last test .*handles keeping it alive: timer \(fires in \d+ ms\)/);
+    assert.match(r.out, /^1 passed, 0 failed$/m);
+  });
+
+  it('passing and failing tests are counted in the closing line', async () => {
+    const r = await runRunner('mixed.test.mjs', `test('a', () => {});\ntest('b', () => { throw new Error('boom'); });\ntest.skip('c', () => {});`);
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /mixed\.test\.mjs: b: boom/);
     assert.match(r.out, /^1 passed, 1 failed, 1 skipped$/m);

@@ -48,7 +48,7 @@ export class WebSocketForwardStream extends Duplex {
         return;
       }
       this.signals?.onData();
-      if (!this.push(payload)) ws.pause();
+      if (!this.push(payload) && !this.destroyed) ws.pause();
     });
     ws.on('close', () => {
       this.signals?.onClose();
@@ -79,8 +79,12 @@ export class WebSocketForwardStream extends Duplex {
   }
 
   override _destroy(err: Error | null, callback: (err: Error | null) => void): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
-    else this.ws.terminate();
+    if (this.ws.readyState === this.ws.OPEN) {
+      // Reading again: paused by backpressure, the socket would never read the peer's answering
+      // close frame, and ws would hold the connection open for its 30 s close timeout.
+      this.ws.resume();
+      this.ws.close(1000);
+    } else this.ws.terminate();
     callback(err);
   }
 }
