@@ -1,9 +1,11 @@
 # The official Node images by default. CI builds this same file offline on local stand-ins for
 # them (test/setup/image-base.sh, test/image/image.test.ts):
 #   docker build --build-arg NODE_IMAGE=... --build-arg BUILD_IMAGE=... .
-# Build on a supported LTS (Node 20 is end-of-life); the code also runs on 20.19+.
-ARG NODE_IMAGE=node:22-bookworm-slim
-ARG BUILD_IMAGE=node:22-bookworm-slim
+# The Node major the project is tested on (CI's offline stand-ins are made from the test machine's
+# Node 20, and the image test checks the major inside matches it). Node 20 is past its end of life:
+# move the machines, these defaults and the stand-ins to 22 together, never the image alone.
+ARG NODE_IMAGE=node:20-bookworm-slim
+ARG BUILD_IMAGE=node:20-bookworm-slim
 
 FROM ${BUILD_IMAGE} AS build
 # A toolchain for node-pty (no prebuilt binary for Linux), and tini for the runtime stage. A base
