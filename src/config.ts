@@ -96,6 +96,8 @@ export const configSchema = z.object({
     terminateGraceMs: z.number().int().min(0),
     /** How long a browser terminal's process outlives a dropped WebSocket, waiting to be resumed. */
     webResumeGraceMs: z.number().int().min(0),
+    /** Between WebSocket pings to a browser terminal's page; 0 = off. */
+    webKeepaliveMs: z.number().int().min(0),
   }),
   /** On SIGTERM: how long sessions may go on before they are ended. */
   shutdownGraceMs: z.number().int().min(0),
@@ -207,6 +209,7 @@ function configFrom({ values: v, sources }: Resolved): Config {
       warningMs: v.sessionWarning,
       terminateGraceMs: v.terminateGrace,
       webResumeGraceMs: v.webResumeGrace,
+      webKeepaliveMs: v.webKeepalive,
     },
     ssh: {
       keepaliveIntervalMs: v.keepaliveInterval,

@@ -70,7 +70,10 @@ describe('browser terminal (TerminalHub over a WebSocket, local backend)', () =>
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-web-'));
     const policy = path.join(dir, 'policy.yaml');
     fs.writeFileSync(policy, policyText());
-    b = await startTestBridge({ backend: 'local', policy, webResumeGrace: 30 });
+    // No keepalive cut here: the bounded-output test keeps a page paused with full socket buffers
+    // for as long as its producer takes to block, which on a loaded machine outlasted two pings:
+    // the bridge then rightly cut the page as gone (no pong, no byte taken) and the test hung.
+    b = await startTestBridge({ backend: 'local', policy, webResumeGrace: 30, webKeepalive: 0 });
     short = await startTestBridge({ backend: 'local', policy, webResumeGrace: 1, idleTimeout: 4, sessionWarning: 2 });
     web = await startTerminalServer(b.bridge.terminals, identities);
     webShort = await startTerminalServer(short.bridge.terminals, identities);

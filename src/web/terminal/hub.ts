@@ -38,7 +38,7 @@ export type TerminalOpen =
 export interface TerminalHubDeps {
   backend: Backend;
   policy: PolicySource;
-  session: SessionTimeouts & { acceptEnv: readonly string[]; webResumeGraceMs: number };
+  session: SessionTimeouts & { acceptEnv: readonly string[]; webResumeGraceMs: number; webKeepaliveMs?: number };
   motd: string | null;
   log: Logger;
   audit: { emit(e: AuditEvent): void };
@@ -59,12 +59,13 @@ export class TerminalHub {
   /** Per socket: answered the last ping, and how many bytes had reached it then. */
   private readonly alive = new WeakMap<WebSocket, { pong: boolean; written: number }>();
   private readonly sockets = new Set<WebSocket>();
-  private readonly keepalive: NodeJS.Timeout;
+  private readonly keepalive: NodeJS.Timeout | null;
   private closing = false;
 
   constructor(private readonly deps: TerminalHubDeps) {
-    this.keepalive = setInterval(() => this.ping(), KEEPALIVE_MS);
-    this.keepalive.unref();
+    const every = deps.session.webKeepaliveMs ?? KEEPALIVE_MS;
+    this.keepalive = every > 0 ? setInterval(() => this.ping(), every) : null;
+    this.keepalive?.unref();
   }
 
   /** Number of live browser terminals. */
@@ -90,7 +91,7 @@ export class TerminalHub {
   /** Ends every terminal at once, each told `reason` (shutdown, stop). */
   async close(reason: string): Promise<void> {
     this.closing = true;
-    clearInterval(this.keepalive);
+    if (this.keepalive) clearInterval(this.keepalive);
     await Promise.all([...this.sessions.values()].map((s) => s.end(reason)));
     for (const ws of this.sockets) ws.terminate();
   }
