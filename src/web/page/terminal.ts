@@ -15,6 +15,8 @@ export type Open = { kind: 'new'; target: string } | { kind: 'observe'; session:
 
 const RESIZE_COALESCE_MS = 100;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
+/** Keystrokes held while the page reconnects (a paste included), then sent in order. */
+const HELD_INPUT_MAX = 64 * 1024;
 const encoder = new TextEncoder();
 
 type ServerMessage =
@@ -128,13 +130,27 @@ export function openTerminal(open: Open): void {
     }, RESIZE_COALESCE_MS);
   });
   new ResizeObserver(() => fit.fit()).observe(host);
-  term.onData((data) => {
-    if (ws?.readyState === WebSocket.OPEN && !observer) ws.send(encoder.encode(data));
-  });
-  term.onBinary((data) => {
-    if (ws?.readyState !== WebSocket.OPEN || observer) return;
-    ws.send(Uint8Array.from(data, (c) => c.charCodeAt(0) & 0xff));
-  });
+  // Keys typed while the socket is away (a drop, a refresh, a resume restoring the screen) are held
+  // and sent once the terminal is attached again, as a local terminal would; bounded, so a page left
+  // reconnecting for long does not grow without limit (the oldest keys are the ones kept).
+  let attached = false;
+  let held: Uint8Array[] = [];
+  let heldBytes = 0;
+  const input = (bytes: Uint8Array) => {
+    if (observer) return;
+    if (attached && ws?.readyState === WebSocket.OPEN) return ws.send(bytes);
+    if (heldBytes + bytes.length > HELD_INPUT_MAX) return;
+    held.push(bytes);
+    heldBytes += bytes.length;
+  };
+  const release = (socket: WebSocket) => {
+    attached = true;
+    for (const bytes of held) socket.send(bytes);
+    held = [];
+    heldBytes = 0;
+  };
+  term.onData((data) => input(encoder.encode(data)));
+  term.onBinary((data) => input(Uint8Array.from(data, (c) => c.charCodeAt(0) & 0xff)));
 
   const connect = () => {
     const query = new URLSearchParams();
@@ -150,6 +166,7 @@ export function openTerminal(open: Open): void {
     const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/terminal?${query}`);
     socket.binaryType = 'arraybuffer';
     ws = socket;
+    attached = false;
     socket.onmessage = (event) => {
       if (event.data instanceof ArrayBuffer) return term.write(new Uint8Array(event.data));
       const msg = JSON.parse(String(event.data)) as ServerMessage;
@@ -162,11 +179,14 @@ export function openTerminal(open: Open): void {
           status(state);
           // The size may have changed while we were away.
           if (!observer && (msg.resumed || term.cols > 0)) socket.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows }));
+          // A resumed terminal takes input once its screen is restored (the message after this).
+          if (!msg.resumed) release(socket);
           term.focus();
           break;
         case 'screen':
           term.reset();
           term.write(msg.data);
+          if (!observer) release(socket);
           break;
         case 'notice':
           notice(msg.message);
