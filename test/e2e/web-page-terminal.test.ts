@@ -16,19 +16,11 @@ import { dropSocket, launchBrowser, screen, storedSession, terminalSize, tryWebS
 import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
 import { makeClientKey, runSsh, type ClientKey } from '../helpers/ssh-client.ts';
 import { REPO } from '../helpers/paths.ts';
+import { alive } from '../helpers/processes.ts';
 
 const SHOTS = process.env.PODBRIDGE_UPDATE_SCREENSHOTS === '1';
 const shot = (name: string) => path.join(REPO, 'docs', 'images', `web-${name}.png`);
 const GRACE_S = 3;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;

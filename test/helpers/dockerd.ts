@@ -15,6 +15,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { freePort } from './ports.ts';
+import { alive } from './processes.ts';
 
 export interface TestDockerd {
   /** unix:///.../docker.sock */
@@ -258,15 +259,6 @@ async function makeTlsFiles(dir: string): Promise<{ client: NonNullable<TestDock
     client: { host: `tcp://127.0.0.1:${port}`, ca: f('ca.pem'), cert: f('client.pem'), key: f('client.key') },
     daemonArgs: [`--host=tcp://127.0.0.1:${port}`, '--tlsverify', `--tlscacert=${f('ca.pem')}`, `--tlscert=${f('server.pem')}`, `--tlskey=${f('server.key')}`],
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function onPath(file: string): boolean {
