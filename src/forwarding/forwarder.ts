@@ -16,7 +16,7 @@ import { authorize, type Identity, type PolicySource } from '../policy/index.ts'
 import { permitOpenAllows } from '../policy/permit-open.ts';
 import { formatTarget, type Target } from '../target.ts';
 import { destinationRefusal, meansThePod, printable } from './destination.ts';
-import { OpenFailure, refuseChannel, type OpenFailureCode } from './open-failure.ts';
+import { OpenFailure, refuseChannel, type ChannelReject, type OpenFailureCode } from './open-failure.ts';
 
 /** Forwarded connections open at once on one SSH connection; more are refused (resource shortage)
  *  so one client cannot make the bridge hold unbounded buffers and pod connections. */
@@ -59,14 +59,14 @@ export class ConnectionForwarding {
     for (const stop of [...this.live]) stop();
   }
 
-  onTcpip(accept: () => ServerChannel | undefined, reject: () => void, info: TcpipRequestInfo): void {
+  onTcpip(accept: () => ServerChannel | undefined, reject: ChannelReject, info: TcpipRequestInfo): void {
     void this.open(accept, reject, info).catch((err: unknown) => {
       this.ctx.log.error({ err }, 'forward failed unexpectedly');
       this.refuse(reject, OpenFailure.connectFailed, toBridgeError(err).message, info.destPort, null, 'failed');
     });
   }
 
-  private refuse(reject: () => void, code: OpenFailureCode, reason: string, port: number, pod: string | null, result: 'failed' | 'denied'): void {
+  private refuse(reject: ChannelReject, code: OpenFailureCode, reason: string, port: number, pod: string | null, result: 'failed' | 'denied'): void {
     const { ctx } = this;
     ctx.log.info({ port, pod, reason }, 'forward refused');
     ctx.audit.emit({
@@ -91,7 +91,7 @@ export class ConnectionForwarding {
     return t instanceof BridgeError ? '(invalid login name)' : formatTarget(t);
   }
 
-  private async open(accept: () => ServerChannel | undefined, reject: () => void, info: TcpipRequestInfo): Promise<void> {
+  private async open(accept: () => ServerChannel | undefined, reject: ChannelReject, info: TcpipRequestInfo): Promise<void> {
     const { ctx } = this;
     const { target, backend } = ctx;
     const host = info.destIP;

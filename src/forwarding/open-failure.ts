@@ -3,7 +3,6 @@
  * "open failed: connect failed: "). ssh2 1.17's `reject()` always sent an empty description;
  * our patch 007 (patches/, docs/ssh2-patches.md) lets it take the reason code and the text.
  */
-import type { Connection } from 'ssh2';
 
 /** RFC 4254 section 5.1 reason codes; OpenSSH prints them as "administratively prohibited",
  *  "connect failed", "unknown channel type", "resource shortage". */
@@ -16,17 +15,13 @@ export const OpenFailure = {
 
 export type OpenFailureCode = (typeof OpenFailure)[keyof typeof OpenFailure];
 
-/** ssh2's channel `reject` as patch 007 makes it (@types/ssh2 knows only `() => void`). */
-type RejectWithReason = (reason?: number, description?: string) => void;
+/** ssh2's channel `reject` as patch 007 makes it. @types/ssh2 types it `() => void`, which is
+ *  assignable to this, so a listener can declare its `reject` parameter as ChannelReject and call
+ *  `reject(code, text)` without a cast. */
+export type ChannelReject = (reason?: OpenFailureCode, description?: string) => void;
 
 /** Refuses a channel open so that the client receives `code` and `text`. The description is one
  *  line of printable ASCII (OpenSSH prints it raw on the user's terminal). */
-export function refuseChannel(reject: () => void, code: OpenFailureCode, text: string): void {
-  (reject as RejectWithReason)(code, text.replace(/[^\x20-\x7e]/g, '?').slice(0, 500));
-}
-
-/** refuseChannel for callers written when this wrapped a private ssh2 method and needed the
- *  connection (src/ssh/connection.ts, being rewritten in parallel); `client` is not used. */
-export function rejectWithReason(_client: Connection, reject: () => void, code: OpenFailureCode, text: string): void {
-  refuseChannel(reject, code, text);
+export function refuseChannel(reject: ChannelReject, code: OpenFailureCode, text: string): void {
+  reject(code, text.replace(/[^\x20-\x7e]/g, '?').slice(0, 500));
 }

@@ -20,7 +20,7 @@ import { eventReporter } from '../session/events.ts';
 import type { KeyedCounter } from '../session/limits.ts';
 import type { SessionTaps } from '../ops/session-tap.ts';
 import { ConnectionForwarding } from '../forwarding/forwarder.ts';
-import { OpenFailure, rejectWithReason } from '../forwarding/open-failure.ts';
+import { OpenFailure, type ChannelReject } from '../forwarding/open-failure.ts';
 import { REFUSED, refuseGlobalRequest } from '../forwarding/refusals.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import { serveWebLogin, WEB_LOGIN_NAME, type MintLink } from '../web/ssh-web-login.ts';
@@ -285,9 +285,9 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
       }, identityName: identity!.name, log, audit: { emit: audit.emit, conn, remote }, draining: shared.draining });
     forwarding.onTcpip(accept, reject, info);
   });
-  client.on('openssh.streamlocal', (_accept, reject) => {
+  client.on('openssh.streamlocal', (_accept, reject: ChannelReject) => {
     log.info(REFUSED.streamlocal);
-    rejectWithReason(client, reject, OpenFailure.administrativelyProhibited, REFUSED.streamlocal);
+    reject(OpenFailure.administrativelyProhibited, REFUSED.streamlocal); // a constant line of printable ASCII
   });
   client.on('request', (_accept, reject, name) => refuseGlobalRequest(log, name, reject));
 
