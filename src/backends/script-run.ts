@@ -1,11 +1,11 @@
 /**
- * The protocol-neutral half of running the control script (kubernetes/control-script.ts) as a
+ * The protocol-neutral half of running the control script (exec/control/control-script.ts) as a
  * second exec: given the started exec, send EOF, collect its output in bounded memory, bound its
  * time, and say whether the script ran. Each backend only starts the exec its own way.
  */
 import type { Readable } from 'node:stream';
 import type { RemoteProcess } from './backend.ts';
-import type { ScriptOutcome } from './kubernetes/control/process-control.ts';
+import type { ScriptOutcome } from './exec/control/process-control.ts';
 
 // The control script prints one line; anything near this is not ours.
 const MAX_OUTPUT_BYTES = 64 * 1024;

@@ -11,7 +11,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import type { Exit } from '../../src/backends/backend.ts';
 import { ExecProcess as ExecStream, type ExecProcessTimings as ExecStreamTimings } from '../../src/backends/exec/exec-process.ts';
 import { kubernetesExecWords } from '../../src/backends/kubernetes/exec-errors.ts';
-import { streamOnlyProcessControl } from '../../src/backends/kubernetes/control/process-control.ts';
+import { streamOnlyProcessControl } from '../../src/backends/exec/control/process-control.ts';
 import { PROTOCOL_V5 } from '../../src/backends/kubernetes/channel/websocket-frames.ts';
 import { WebSocketTransport } from '../../src/backends/kubernetes/channel/websocket.ts';
 import { silentLogger } from '../../src/log.ts';

@@ -19,11 +19,11 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Backend, Exit, ProcessSpec, RemoteProcess } from '../../src/backends/backend.ts';
-import { CONTROL_SCRIPT, controlArgv, parseControlReport, type Leader } from '../../src/backends/kubernetes/control/control-script.ts';
+import { CONTROL_SCRIPT, controlArgv, parseControlReport, type Leader } from '../../src/backends/exec/control/control-script.ts';
 import { ExecProcess as ExecStream } from '../../src/backends/exec/exec-process.ts';
 import { kubernetesExecWords } from '../../src/backends/kubernetes/exec-errors.ts';
 import { createKubernetesBackend, type KubernetesBackendOptions } from '../../src/backends/kubernetes/index.ts';
-import { execProcessControl, type ProcessControl, type ScriptOutcome } from '../../src/backends/kubernetes/control/process-control.ts';
+import { execProcessControl, type ProcessControl, type ScriptOutcome } from '../../src/backends/exec/control/process-control.ts';
 import { PROTOCOL_V5 } from '../../src/backends/kubernetes/channel/websocket-frames.ts';
 import { WebSocketTransport } from '../../src/backends/kubernetes/channel/websocket.ts';
 import { testIdentity } from '../helpers/identity.ts';
@@ -542,7 +542,7 @@ describe('kubernetes backend lifecycle (fake kube-apiserver)', () => {
   });
 
   it('a container without /bin/sh: the log says the cleanup could not be guaranteed', async () => {
-    const { execScriptRunner } = await import('../../src/backends/kubernetes/control/control-exec.ts');
+    const { execScriptRunner } = await import('../../src/backends/kubernetes/control-exec.ts');
     const { KubeApiClient } = await import('../../src/backends/kubernetes/api/client.ts');
     const { loadKubeconfig } = await import('../../src/backends/kubernetes/api/kubeconfig.ts');
     const loaded = loadKubeconfig({ kubeconfig });

@@ -9,7 +9,7 @@ import {
   encodeResize,
   protocolVersion,
 } from '../../src/backends/kubernetes/channel/websocket-frames.ts';
-import { interpretStatus, isMissingShell, oneLine, parseStatus } from '../../src/backends/kubernetes/api/status.ts';
+import { interpretStatus, isMissingShell, oneLine, parseStatus } from '../../src/backends/exec/kube-status.ts';
 
 describe('kubernetes channel framing', () => {
   it('offers v5 before v4 and nothing older', () => {

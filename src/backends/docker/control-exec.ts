@@ -1,11 +1,11 @@
 /**
- * The second exec the process control runs (signals, cleanup: kubernetes/control-script.ts),
+ * The second exec the process control runs (signals, cleanup: exec/control/control-script.ts),
  * in the session's container through the Engine. Its bytes go to the bridge, never to a user.
  */
 import type { Logger } from '../../log.ts';
 import type { ExecProcess } from '../exec/exec-process.ts';
 import { toBridgeError } from '../../errors.ts';
-import { streamOnlyProcessControl, type ScriptRunner } from '../kubernetes/control/process-control.ts';
+import { streamOnlyProcessControl, type ScriptRunner } from '../exec/control/process-control.ts';
 import { finishScript } from '../script-run.ts';
 import type { EngineClient } from './engine.ts';
 import type { DockerPlace } from './docker-errors.ts';

@@ -1,7 +1,7 @@
 /** The Docker Engine's failures in the user's words: one line naming the thing and what to do. */
 import { BridgeError } from '../../errors.ts';
 import type { ExecWords } from '../exec/exec-process.ts';
-import { oneLine } from '../kubernetes/api/status.ts';
+import { oneLine } from '../exec/kube-status.ts';
 import { EngineError } from './engine.ts';
 import type { EngineEndpoint } from './endpoint.ts';
 

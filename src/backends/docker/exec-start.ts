@@ -7,7 +7,7 @@
 import type { Exit, TerminalSize } from '../backend.ts';
 import type { Logger } from '../../log.ts';
 import { ExecProcess, type ExecProcessTimings } from '../exec/exec-process.ts';
-import type { ProcessControl } from '../kubernetes/control/process-control.ts';
+import type { ProcessControl } from '../exec/control/process-control.ts';
 import { compareVersions, type EngineClient } from './engine.ts';
 import { dockerExecWords, execRefused, type DockerPlace } from './docker-errors.ts';
 import { DockerExecTransport } from './exec-transport.ts';

@@ -4,7 +4,7 @@
  * process (exec/exec-process.ts, over exec-transport.ts) and under the same POSIX sh wrapper
  * (exec/command.ts) as on Kubernetes, because the Engine, like Kubernetes, has no API to signal
  * or kill an exec: signals and the cleanup of everything a session started go through a second
- * exec of kubernetes/control/control-script.ts (kubernetes/control/process-control.ts).
+ * exec of exec/control/control-script.ts (exec/control/process-control.ts).
  * docs/docker.md and docs/lifecycle.md have the guarantees.
  */
 import { randomBytes } from 'node:crypto';
@@ -26,7 +26,7 @@ import {
   terminateAttemptTimeoutMs,
   type ProcessControl,
   type ProcessControlFactory,
-} from '../kubernetes/control/process-control.ts';
+} from '../exec/control/process-control.ts';
 import { dockerScriptRunner } from './control-exec.ts';
 import { resolveEndpoint, type EndpointOptions, type ResolvedEndpoint } from './endpoint.ts';
 import { EngineClient } from './engine.ts';

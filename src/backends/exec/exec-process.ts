@@ -27,9 +27,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Exit, RemoteProcess, TerminalSize, TtySpec } from '../backend.ts';
 import { BridgeError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
-import { LINUX_SIGNALS, TERMINATING_SIGNALS, normalizeSignal } from '../kubernetes/control/control-script.ts';
-import type { ProcessControl } from '../kubernetes/control/process-control.ts';
-import { interpretStatus, oneLine, parseStatus, type StatusOutcome } from '../kubernetes/api/status.ts';
+import { LINUX_SIGNALS, TERMINATING_SIGNALS, normalizeSignal } from './control/control-script.ts';
+import type { ProcessControl } from './control/process-control.ts';
+import { interpretStatus, oneLine, parseStatus, type StatusOutcome } from './kube-status.ts';
 import { PidReportReader } from './pid-report.ts';
 import type { ChannelTransport, IncomingStream } from './transport.ts';
 

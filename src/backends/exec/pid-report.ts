@@ -3,7 +3,7 @@
  * the first bytes the wrapper writes on stdout) off the front of a stdout stream, across chunk
  * boundaries, in bounded memory. Protocol-neutral: any backend that runs the wrapper uses it.
  */
-import type { Leader } from '../kubernetes/control/control-script.ts';
+import type { Leader } from './control/control-script.ts';
 import { PID_REPORT_END, PID_REPORT_PREFIX } from './command.ts';
 
 const PREFIX = Buffer.from(PID_REPORT_PREFIX, 'latin1');

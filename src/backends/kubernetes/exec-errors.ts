@@ -5,7 +5,7 @@
  */
 import { BridgeError } from '../../errors.ts';
 import type { ExecWords } from '../exec/exec-process.ts';
-import { isMissingShell, oneLine } from './api/status.ts';
+import { isMissingShell, oneLine } from '../exec/kube-status.ts';
 import type { ExecTarget } from './api/target-resolution.ts';
 
 export function where(t: ExecTarget): string {

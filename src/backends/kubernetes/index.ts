@@ -2,7 +2,7 @@
  * The Kubernetes backend: resolve the target to one container (api/), then run the session there
  * as an exec (exec/) over the channel layer (channel/: WebSocket v5, else SPDY/3.1, else WebSocket
  * v4, as kubectl). Signals and the cleanup of everything a
- * session started go through a second exec (control/); an end we did not cause is
+ * session started go through a second exec (control-exec.ts, running exec/control/); an end we did not cause is
  * explained from the pod (api/pod-check.ts). docs/lifecycle.md has the guarantees.
  */
 import { randomBytes } from 'node:crypto';
@@ -14,7 +14,7 @@ import type { Logger } from '../../log.ts';
 import type { Target } from '../../target.ts';
 import { KubeApiClient, type RequestHeaders } from './api/client.ts';
 import { buildExecCommand } from '../exec/command.ts';
-import { execScriptRunner } from './control/control-exec.ts';
+import { execScriptRunner } from './control-exec.ts';
 import { openExecChannel } from './channel/connect.ts';
 import { kubernetesExecWords, where } from './exec-errors.ts';
 import { ExecProcess, type ExecProcessTimings } from '../exec/exec-process.ts';
@@ -28,7 +28,7 @@ import {
   terminateAttemptTimeoutMs,
   type ProcessControl,
   type ProcessControlFactory,
-} from './control/process-control.ts';
+} from '../exec/control/process-control.ts';
 import { directArgv } from '../exec/plain-command.ts';
 import { startUnderWrapper } from '../exec/shell-fallback.ts';
 import { resolveTargetWithPod, type ExecTarget } from './api/target-resolution.ts';
@@ -37,7 +37,7 @@ import { listPlaces } from './api/list-places.ts';
 
 export { findKubeconfig, type FoundKubeconfig } from './api/kubeconfig.ts';
 export type { RequestHeaders } from './api/client.ts';
-export type { ProcessControl, ProcessControlFactory, ScriptRunner } from './control/process-control.ts';
+export type { ProcessControl, ProcessControlFactory, ScriptRunner } from '../exec/control/process-control.ts';
 
 export interface KubernetesBackendOptions {
   /** Path to a kubeconfig; default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account. */

@@ -3,7 +3,7 @@
  * that name the server or the object and say what to do.
  */
 import { BridgeError } from '../../../errors.ts';
-import { oneLine, parseStatus, type KubeStatus } from './status.ts';
+import { oneLine, parseStatus, type KubeStatus } from '../../exec/kube-status.ts';
 
 /** Who we were talking to, for messages. */
 export interface ApiServerRef {

@@ -9,7 +9,7 @@ import { forbidden, unauthorized, unexpectedResponse } from './api-errors.ts';
 import type { KubeApiClient, RequestHeaders } from './client.ts';
 import { PodListSchema, PodSchema, WorkloadSchema, type ContainerStatus, type Pod } from './objects.ts';
 import { labelSelectorQuery, pickPod } from './pod-selection.ts';
-import { parseStatus } from './status.ts';
+import { parseStatus } from '../../exec/kube-status.ts';
 
 export interface ExecTarget {
   namespace: string;

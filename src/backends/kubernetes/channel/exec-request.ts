@@ -4,7 +4,7 @@
  */
 import { BridgeError } from '../../../errors.ts';
 import { forbidden, unauthorized, type ApiServerRef } from '../api/api-errors.ts';
-import { oneLine, parseStatus } from '../api/status.ts';
+import { oneLine, parseStatus } from '../../exec/kube-status.ts';
 import { execFailure } from '../exec-errors.ts';
 import type { ExecTarget } from '../api/target-resolution.ts';
 import { markProtocolRefusal } from './upgrade.ts';

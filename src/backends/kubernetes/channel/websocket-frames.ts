@@ -1,6 +1,6 @@
 /**
  * The Kubernetes remotecommand channel protocol over WebSocket, as pure functions: subprotocol
- * names, framing, resize and close messages. (The Status that ends every stream is api/status.ts.)
+ * names, framing, resize and close messages. (The Status that ends every stream is exec/kube-status.ts.)
  *
  * Reference: k8s.io/client-go/tools/remotecommand/websocket.go (the Go client) and
  * k8s.io/apimachinery/pkg/util/remotecommand (the constants).

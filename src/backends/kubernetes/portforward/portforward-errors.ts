@@ -5,7 +5,7 @@
  */
 import { BridgeError } from '../../../errors.ts';
 import { forbidden, unauthorized, type ApiServerRef } from '../api/api-errors.ts';
-import { oneLine, parseStatus } from '../api/status.ts';
+import { oneLine, parseStatus } from '../../exec/kube-status.ts';
 import { markProtocolRefusal } from '../channel/upgrade.ts';
 
 export interface ForwardPlace {

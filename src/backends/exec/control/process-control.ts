@@ -13,7 +13,7 @@ import type { Exit } from '../../backend.ts';
 import type { BridgeError, ErrorCode } from '../../../errors.ts';
 import type { Logger } from '../../../log.ts';
 import { controlArgv, normalizeSignal, parseControlReport, type ControlReport, type Leader } from './control-script.ts';
-import type { ExecTarget } from '../api/target-resolution.ts';
+import type { ExecTarget } from '../../kubernetes/api/target-resolution.ts';
 
 export type { Leader } from './control-script.ts';
 

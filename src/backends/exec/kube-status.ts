@@ -1,6 +1,9 @@
 /**
  * metav1.Status: the JSON the API server answers refused requests with, and the one that ends
  * every exec stream (channel 3 over WebSocket, the error stream over SPDY). Pure functions.
+ * It lives with the shared exec code because the Docker backend speaks it too: its exec transport
+ * hands the Engine's exit code on as the Status Kubernetes would have sent, so ExecProcess reads
+ * one vocabulary (docker/exec-transport.ts).
  */
 import { z } from 'zod';
 

@@ -3,15 +3,15 @@
  * that the process control (signals, cleanup) and nothing else uses. Its bytes go to the bridge,
  * never to a user's session.
  */
-import type { Logger } from '../../../log.ts';
-import { toBridgeError } from '../../../errors.ts';
-import type { KubeApiClient, RequestHeaders } from '../api/client.ts';
-import { openExecChannel } from '../channel/connect.ts';
-import { ExecProcess } from '../../exec/exec-process.ts';
-import { kubernetesExecWords } from '../exec-errors.ts';
-import { streamOnlyProcessControl, type ScriptRunner } from './process-control.ts';
-import { finishScript } from '../../script-run.ts';
-import type { ExecTarget } from '../api/target-resolution.ts';
+import type { Logger } from '../../log.ts';
+import { toBridgeError } from '../../errors.ts';
+import type { KubeApiClient, RequestHeaders } from './api/client.ts';
+import { openExecChannel } from './channel/connect.ts';
+import { ExecProcess } from '../exec/exec-process.ts';
+import { kubernetesExecWords } from './exec-errors.ts';
+import { streamOnlyProcessControl, type ScriptRunner } from '../exec/control/process-control.ts';
+import { finishScript } from '../script-run.ts';
+import type { ExecTarget } from './api/target-resolution.ts';
 
 export function execScriptRunner(api: KubeApiClient, headers: RequestHeaders, target: ExecTarget, log: Logger): ScriptRunner {
   return async (argv, timeoutMs) => {
