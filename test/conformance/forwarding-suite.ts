@@ -206,12 +206,6 @@ export function forwardingConformance(h: ForwardingHarness): void {
       assert.match(r.stderr, /open failed: administratively prohibited: forwarding reaches only the pod itself: use localhost, 127\.0\.0\.1 or ::1 as the destination \(ssh -L 443:localhost:443\), not "10\.96\.0\.1"/);
     });
 
-    it('a Unix-socket destination (direct-streamlocal) is refused at channel open, saying to forward a TCP port', async () => {
-      const r = await runSsh({ port: t.port, key: t.key, login: t.login, extraArgs: ['-o', 'LogLevel=INFO', '-W', '/run/app.sock'], stdin: 'ignore' });
-      assert.equal(r.code, 255);
-      assert.match(r.stderr, /open failed: administratively prohibited: Unix-socket forwarding \(direct-streamlocal\) is not offered: Kubernetes forwards TCP ports only; forward a TCP port with ssh -L PORT:localhost:PORT/);
-    });
-
     it('-R is refused (the client reports it) and the bridge logs why', async () => {
       const r = await runSsh({ port: t.port, key: t.key, login: t.login, extraArgs: ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', '0:localhost:80'], stdin: 'ignore' });
       assert.equal(r.code, 255);

@@ -14,6 +14,7 @@ import type { Backend, Exit, ProcessSpec, RemoteProcess } from '../../src/backen
 import { createKubernetesBackend, type KubernetesBackendOptions } from '../../src/backends/kubernetes/index.ts';
 import { isBridgeError, type ErrorCode } from '../../src/errors.ts';
 import { testIdentity } from '../helpers/identity.ts';
+import { alive } from '../helpers/processes.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Target, TargetRef } from '../../src/target.ts';
 import {
@@ -89,16 +90,6 @@ function errorExit(exit: Exit): { code: ErrorCode; message: string } {
   return { code: exit.error.code, message: exit.error.message };
 }
 
-function alive(pid: number | null): boolean {
-  if (pid === null) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A producer whose output nobody reads is held (bounded buffers), and every byte arrives later. */
 async function assertBackpressure(backend: Backend, fake: FakeKubeApiServer, size: number): Promise<void> {
   const proc = await backend.open(pod('web-1'), exec(`head -c ${size} /dev/zero`), ctx);
@@ -106,7 +97,8 @@ async function assertBackpressure(backend: Backend, fake: FakeKubeApiServer, siz
   let exited = false;
   void proc.exited.then(() => (exited = true));
   await sleep(1500);
-  assert.ok(alive(record?.pid ?? null), 'the producer is held, not finished');
+  const pid = record?.pid ?? null;
+  assert.ok(pid !== null && alive(pid), 'the producer is held, not finished');
   assert.ok(!exited);
   assert.ok(proc.stdout.readableLength <= 512 * 1024, `buffered ${proc.stdout.readableLength} bytes`);
   let total = 0;
@@ -402,7 +394,8 @@ describe('kubernetes backend (fake kube-apiserver)', () => {
       const out = collect(proc.stdout);
       proc.stdin.end('data before EOF\n');
       await sleep(500);
-      assert.ok(alive(fake.execs.at(-1)?.pid ?? null), 'cat still waits for EOF');
+      const pid = fake.execs.at(-1)?.pid ?? null;
+      assert.ok(pid !== null && alive(pid), 'cat still waits for EOF');
       await proc.terminate('test over');
       assert.equal((await out).toString(), 'data before EOF\n');
       assert.equal(errorExit(await proc.exited).code, 'stream-lost');
