@@ -11,6 +11,7 @@ import { PolicySource, type ReloadResult } from './policy/index.ts';
 import { policyAuthenticator } from './ssh/auth.ts';
 import { loadHostKeys } from './ssh/keys.ts';
 import { startServer, type BridgeServer } from './ssh/server.ts';
+import { assertSsh2Patched } from './ssh/ssh2-patches.ts';
 import { startDiagServer, type DiagServer } from './ops/diag-server.ts';
 import { Metrics, tapAudit } from './ops/metrics.ts';
 import { sessionTaps } from './ops/session-tap.ts';
@@ -47,6 +48,8 @@ export function stopBoundMs(config: Pick<Config, 'shutdownGraceMs' | 'session'>)
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
 export async function startBridge(config: Config, log: Logger): Promise<Bridge> {
+  // Before anything listens: an ssh2 without our patches must not serve (src/ssh/ssh2-patches.ts).
+  assertSsh2Patched();
   const hostKeys = loadHostKeys(config.hostKeys);
   for (const key of hostKeys) {
     log.info({ file: key.file, type: key.type, fingerprint: key.fingerprint, generated: key.generated }, key.generated ? 'host key generated' : 'host key loaded');
