@@ -3,7 +3,8 @@
  * (upstream's binary, put in place by test/setup/helm.sh), every object validated against the
  * Kubernetes API schemas (kubernetes-models), the defaults compared with what `kubectl kustomize
  * deploy/base` renders (the two must describe the same deployment), and the values a user sets
- * checked in the output: host key Secret, PROXY protocol, annotations, the drain rule.
+ * checked in the output: host key Secret, PROXY protocol, annotations, the drain rule; values of
+ * the wrong type are refused by the chart's values.schema.json.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -146,6 +147,19 @@ describe('deploy/helm/podbridge (helm template)', () => {
     const env = Object.fromEntries(d.spec.template.spec.containers[0].env.map((e: Any) => [e.name, e.value]));
     assert.equal(env.PODBRIDGE_PROXY_PROTOCOL_FROM, '10.0.0.0/8,192.0.2.7');
     assert.equal(env.PODBRIDGE_IDLE_TIMEOUT, '3600');
+  });
+
+  it('values.schema.json: a value of the wrong type is refused with its path, by helm template and helm lint', () => {
+    const word = render(['--set', 'hostKeys.existingSecret=k', '--set', 'replicaCount=two']);
+    assert.match(word.error ?? '', /values don't meet the specifications of the schema\(s\)/);
+    assert.match(word.error ?? '', /at '\/replicaCount': got string, want integer/);
+    const port = render(['--set', 'hostKeys.existingSecret=k', '--set-string', 'service.port=22']);
+    assert.match(port.error ?? '', /at '\/service\/port': got string, want integer/);
+    const affinity = render(['--set', 'hostKeys.existingSecret=k', '--set', 'podAntiAffinity=always']);
+    assert.match(affinity.error ?? '', /at '\/podAntiAffinity'/);
+    const lint = spawnSync(HELM, ['lint', CHART, '--set', 'hostKeys.existingSecret=k', '--set', 'networkPolicy.enabled=yes'], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: home } });
+    assert.notEqual(lint.status, 0);
+    assert.match(lint.stdout + lint.stderr, /at '\/networkPolicy\/enabled': got string, want boolean/);
   });
 
   it('passes helm lint', () => {
