@@ -206,6 +206,23 @@ export function forwardingConformance(h: ForwardingHarness): void {
       assert.match(r.stderr, /open failed: administratively prohibited: forwarding reaches only the pod itself: use localhost, 127\.0\.0\.1 or ::1 as the destination \(ssh -L 443:localhost:443\), not "10\.96\.0\.1"/);
     });
 
+    it('a Unix-socket destination (-L PORT:/path, direct-streamlocal) is refused at channel open, saying to forward a TCP port', async () => {
+      const local = await freeLocalPort();
+      // OpenSSH logs a refused -L channel at INFO; ssh takes the first -o for an option.
+      const ssh = background(['-o', 'LogLevel=INFO', ...base(), '-N', '-L', `${local}:/run/app.sock`, at()]);
+      try {
+        await waitForListener(local);
+        // The channel opens when a connection arrives; the bridge's refusal closes it.
+        const sock = net.connect(local, '127.0.0.1');
+        sock.on('error', () => {});
+        await new Promise<void>((resolve) => sock.once('close', () => resolve()));
+        await waitUntil('the refusal on the client', () => ssh.stderr().includes('open failed'));
+        assert.match(ssh.stderr(), /open failed: administratively prohibited: Unix-socket forwarding \(direct-streamlocal\) is not offered: Kubernetes forwards TCP ports only; forward a TCP port with ssh -L PORT:localhost:PORT/);
+      } finally {
+        await ssh.stop();
+      }
+    });
+
     it('-R is refused (the client reports it) and the bridge logs why', async () => {
       const r = await runSsh({ port: t.port, key: t.key, login: t.login, extraArgs: ['-N', '-o', 'ExitOnForwardFailure=yes', '-R', '0:localhost:80'], stdin: 'ignore' });
       assert.equal(r.code, 255);
