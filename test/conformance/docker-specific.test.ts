@@ -9,13 +9,13 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import ssh2 from 'ssh2';
-import { setTimeout as delay } from 'node:timers/promises';
 import crypto from 'node:crypto';
 import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
 import { startTestCluster } from '../helpers/cluster.ts';
 import { InteractiveSsh, runSsh, sshArgs } from '../helpers/ssh-client.ts';
 import { TEST_IMAGE } from '../helpers/dockerd.ts';
 import { startDockerWorld, type DockerWorld } from './docker-harness.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', () => {
   let w: DockerWorld;
@@ -24,13 +24,6 @@ describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', (
   /** Processes in the container whose command line holds `marker`, as `ps` inside it sees them. */
   const psGrep = async (container: string, marker: string) =>
     (await w.dockerd.docker(['exec', container, 'ps', '-o', 'pid,args'])).split('\n').filter((l) => l.includes(marker) && !l.includes('ps -o'));
-  const waitUntil = async (what: string, check: () => Promise<boolean>, ms = 30_000) => {
-    const deadline = Date.now() + ms;
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-      await delay(100);
-    }
-  };
 
   before(async () => {
     w = await startDockerWorld({}, { tls: true });
@@ -73,10 +66,10 @@ describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', (
     const child = spawn('ssh', [...sshArgs(w.bridge.port, w.bridge.key), 'web@127.0.0.1', 'sleep 4242 & (sleep 4343 &) ; echo started; sleep 4444'], { stdio: 'pipe' });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    await waitUntil('the command started', async () => out.includes('started'));
+    await waitUntil('the command started', async () => out.includes('started'), 30_000);
     assert.equal((await psGrep('web', 'sleep 4')).length >= 3, true, 'the three sleeps run');
     child.kill('SIGKILL');
-    await waitUntil('no sleep of the session is left in the container (docker exec ps)', async () => (await psGrep('web', 'sleep 4')).length === 0);
+    await waitUntil('no sleep of the session is left in the container (docker exec ps)', async () => (await psGrep('web', 'sleep 4')).length === 0, 30_000);
     const top = await w.dockerd.docker(['top', 'web']);
     assert.doesNotMatch(top, /sleep 4[234]4[234]/);
   });
@@ -84,7 +77,7 @@ describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', (
   it('ends the session with one line when its container is killed, and when it is removed', async () => {
     await w.dockerd.docker(['run', '-d', '--network', 'none', '--name', 'victim', TEST_IMAGE, 'sleep', '1000000']);
     const killed = ssh('victim', 'echo up; sleep 600');
-    await waitUntil('the session runs', async () => (await psGrep('victim', 'sleep 600')).length > 0);
+    await waitUntil('the session runs', async () => (await psGrep('victim', 'sleep 600')).length > 0, 30_000);
     await w.dockerd.docker(['kill', 'victim']);
     const k = await killed;
     assert.equal(k.stdout.toString(), 'up\n');
@@ -93,7 +86,7 @@ describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', (
 
     await w.dockerd.docker(['run', '-d', '--network', 'none', '--name', 'victim2', TEST_IMAGE, 'sleep', '1000000']);
     const removed = ssh('victim2', 'sleep 600');
-    await waitUntil('the session runs', async () => (await psGrep('victim2', 'sleep 600')).length > 0);
+    await waitUntil('the session runs', async () => (await psGrep('victim2', 'sleep 600')).length > 0, 30_000);
     await w.dockerd.docker(['rm', '-f', 'victim2']);
     const r = await removed;
     assert.match(r.stderr, /^podbridge: Docker container "victim2" (was removed; the session ended with it|stopped \(exit code 137\); the session ended with it)\n$/);
@@ -129,7 +122,7 @@ describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', (
       const r = await runSsh({ port: b.port, key: b.key, login: 'web', command: 'sleep 4646 & sleep 4747' });
       assert.match(r.stderr, /^podbridge: session ended: idle for 2 s\n$/);
       assert.equal(r.code, 255);
-      await waitUntil('nothing of the idle session is left', async () => (await psGrep('web', 'sleep 4')).length === 0);
+      await waitUntil('nothing of the idle session is left', async () => (await psGrep('web', 'sleep 4')).length === 0, 30_000);
     } finally {
       await b.close();
     }
@@ -170,10 +163,10 @@ describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', (
             resolve(result);
           });
           void (async () => {
-            await waitUntil(`ready: ${out}`, async () => out.includes('ready'));
+            await waitUntil(`ready: ${out}`, async () => out.includes('ready'), 30_000);
             for (const sig of ['INT', 'HUP', 'USR1']) {
               stream.signal(sig);
-              await waitUntil(`got-${sig}: ${out}`, async () => out.includes(`got-${sig}`));
+              await waitUntil(`got-${sig}: ${out}`, async () => out.includes(`got-${sig}`), 30_000);
             }
             stream.signal('KILL');
           })().catch(reject);
@@ -190,17 +183,17 @@ describe('docker backend: grammar, lifecycle, Engine failures (real dockerd)', (
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     try {
-      await waitUntil('the session started', async () => out.includes('ready'));
+      await waitUntil('the session started', async () => out.includes('ready'), 30_000);
     } finally {
       await doomed.close();
     }
-    await waitUntil('nothing of the session is left', async () => (await psGrep('shop-web-2', 'sleep 4848')).length === 0);
+    await waitUntil('nothing of the session is left', async () => (await psGrep('shop-web-2', 'sleep 4848')).length === 0, 30_000);
     child.kill('SIGKILL');
   });
 
   it('the Engine going away ends the session cleanly; logins say so; it works again once dockerd is back', async () => {
     const running = ssh('web', 'echo up; sleep 600', 120_000);
-    await waitUntil('the session runs', async () => (await psGrep('web', 'sleep 600')).length > 0);
+    await waitUntil('the session runs', async () => (await psGrep('web', 'sleep 600')).length > 0, 30_000);
     await w.dockerd.kill();
     const r = await running;
     assert.equal(r.stdout.toString(), 'up\n');

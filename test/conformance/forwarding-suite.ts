@@ -13,7 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSshd, type Sshd } from '../../bench/lib/sshd.ts';
-import { closedPort, startPodServices, waitForListener, waitUntil, type PodServices } from '../helpers/pod-services.ts';
+import { closedPort, startPodServices, waitForListener, type PodServices } from '../helpers/pod-services.ts';
+import { waitUntil } from '../helpers/wait.ts';
 import { runSsh, sshArgs, type ClientKey } from '../helpers/ssh-client.ts';
 
 export interface ForwardingTarget {

@@ -15,6 +15,7 @@ import crypto from 'node:crypto';
 import { describe, it } from 'node:test';
 import { sshArgs } from '../helpers/ssh-client.ts';
 import type { BridgeOptions, ConformanceHarness, ConformanceTarget } from './suite.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 // Warnings come 1 s (idle) and 4 s (duration) into a session; neither limit ends it in time to matter.
 const LIMITS: BridgeOptions = { idleTimeout: 60, maxSessionTime: 63, sessionWarning: 59 };
@@ -29,14 +30,6 @@ function seqText(from: number, to: number, eol = '\n'): Buffer {
 }
 
 const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
-
-async function until(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface SlowRun {
   code: number | null;
@@ -127,10 +120,10 @@ export function streamsConformance(h: ConformanceHarness): void {
       const t = await h.start(LIMITS);
       try {
         const hold = async () => {
-          await until('the idle and duration warnings', () => seen(t, IDLE_NOTICE) && seen(t, DURATION_NOTICE));
-          if (!h.stdinEof) await until('the stdin-EOF notice', () => t.logs.some((l) => /^stdin EOF cannot be delivered over .*v4\.channel\.k8s\.io/.test(String(l.msg))));
+          await waitUntil('the idle and duration warnings', () => seen(t, IDLE_NOTICE) && seen(t, DURATION_NOTICE), 30_000);
+          if (!h.stdinEof) await waitUntil('the stdin-EOF notice', () => t.logs.some((l) => /^stdin EOF cannot be delivered over .*v4\.channel\.k8s\.io/.test(String(l.msg))), 30_000);
           void t.shutdown(60_000);
-          await until('the shutdown notice', () => seen(t, SHUTDOWN_NOTICE));
+          await waitUntil('the shutdown notice', () => seen(t, SHUTDOWN_NOTICE), 30_000);
         };
         const r = await sshSlowReader(t, 'seq 1 2000000 >&2 & seq 1 2000000; wait', { tty: false, hold });
         const expected = seqText(1, 2000000);
@@ -149,9 +142,9 @@ export function streamsConformance(h: ConformanceHarness): void {
       const t = await h.start(LIMITS);
       try {
         const hold = async () => {
-          await until('the idle and duration warnings', () => seen(t, IDLE_NOTICE) && seen(t, DURATION_NOTICE));
+          await waitUntil('the idle and duration warnings', () => seen(t, IDLE_NOTICE) && seen(t, DURATION_NOTICE), 30_000);
           void t.shutdown(60_000);
-          await until('the shutdown notice', () => seen(t, SHUTDOWN_NOTICE));
+          await waitUntil('the shutdown notice', () => seen(t, SHUTDOWN_NOTICE), 30_000);
         };
         const expected = seqText(1, 2500000, '\r\n'); // the terminal's onlcr
         // The command waits for a line typed once all its output arrived: node-pty (the local

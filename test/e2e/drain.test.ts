@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.ts';
 import { compiled } from '../helpers/paths.ts';
 import { InteractiveSsh, makeClientKey } from '../helpers/ssh-client.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 /** The documented default: docs/operations.md, "Drain and upgrades". */
 const DEFAULT_STOP_BOUND_MS = 5_000 + 2_000 + 2_000;
@@ -36,14 +37,6 @@ function running(argv: string[]): number[] {
   });
 }
 
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('drain on SIGTERM (docker stop, a rolling upgrade)', () => {
   it('tells the user, ends the session, and leaves nothing running in the container by the bound', async () => {
     const key = makeClientKey();
@@ -64,10 +57,10 @@ describe('drain on SIGTERM (docker stop, a rolling upgrade)', () => {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => bridge.once('exit', (code, signal) => resolve({ code, signal })));
     let term: InteractiveSsh | null = null;
     try {
-      await until(() => lines.some((l) => l.msg === 'listening'), 'the bridge to listen');
+      await waitUntil('the bridge to listen', () => lines.some((l) => l.msg === 'listening'));
       const port = Number(String(lines.find((l) => l.msg === 'listening')!.address).split(':').pop());
       term = new InteractiveSsh({ port, key, login: 'team-a.drain-1', command: 'sleep 300' });
-      await until(() => running(['sleep', '300']).length === 1, 'sleep 300 to run in the container');
+      await waitUntil('sleep 300 to run in the container', () => running(['sleep', '300']).length === 1);
 
       bridge.kill('SIGTERM');
       // What `docker stop` does at its timeout: SIGKILL, whatever the process is doing.

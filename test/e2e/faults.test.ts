@@ -14,6 +14,7 @@ import ssh2 from 'ssh2';
 import type { ClientChannel } from 'ssh2';
 import { startBridgeProcess, type BridgeProcess } from '../helpers/bridge-process.ts';
 import { InteractiveSsh, runSsh } from '../helpers/ssh-client.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -29,15 +30,6 @@ function connect(b: BridgeProcess): Promise<ssh2.Client> {
 }
 function exec(c: ssh2.Client, command: string): Promise<ClientChannel> {
   return new Promise((resolve, reject) => c.exec(command, (err, ch) => (err ? reject(err) : resolve(ch))));
-}
-
-/** Waits until `check` holds, polling; fails with `what` after `ms`. */
-async function until(what: string, ms: number, check: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(100);
-  }
 }
 
 describe('faults at the front door', () => {
@@ -60,7 +52,7 @@ describe('faults at the front door', () => {
       assert.ok(later.rss - base.rss < 48 * MiB, `still bounded: ${((later.rss - base.rss) / MiB).toFixed(1)} MiB`);
       t.diagnostic(`stalled reader: bridge RSS +${(growth / MiB).toFixed(1)} MiB after 3 s, +${((later.rss - base.rss) / MiB).toFixed(1)} MiB after another 20 MiB session`);
       stalled.end();
-      await until('the stalled session is cleaned up', 10_000, async () => (await b.stats()).sessions === 0);
+      await waitUntil('the stalled session is cleaned up', async () => (await b.stats()).sessions === 0, 10_000);
     } finally {
       await b.stop();
     }
@@ -118,10 +110,10 @@ describe('faults at the front door', () => {
       // Someone else logs in meanwhile.
       const r = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo served' });
       assert.equal(r.stdout.toString(), 'served\n');
-      await until('every bad connection is closed by the bridge', 15_000, () => socks.every((s) => s.destroyed || s.readableEnded));
+      await waitUntil('every bad connection is closed by the bridge', () => socks.every((s) => s.destroyed || s.readableEnded), 15_000);
       clearInterval(drip);
       for (const s of socks) s.destroy();
-      await until('descriptors back to baseline', 10_000, async () => (await b.stats()).fds <= base.fds + 2);
+      await waitUntil('descriptors back to baseline', async () => (await b.stats()).fds <= base.fds + 2, 10_000);
       assert.ok(b.logs.some((l) => l.msg === 'login grace time exceeded; disconnecting'));
       assert.equal(b.child.exitCode, null, 'the bridge is still running');
     } finally {
@@ -156,7 +148,7 @@ describe('faults at the front door', () => {
       const started = Date.now();
       await run(10_000, 50);
       assert.ok(Date.now() - started < 240_000, 'the loop is bounded in time');
-      await until('connections drained', 20_000, async () => (await b.stats()).connections === 0);
+      await waitUntil('connections drained', async () => (await b.stats()).connections === 0, 20_000);
       await sleep(1000);
       await b.stats({ resetLoopDelay: true }); // measure a quiet second, as for the baseline
       await sleep(1000);
@@ -179,7 +171,7 @@ describe('faults at the front door', () => {
     try {
       const quick = runSsh({ port: b.port, key: b.key, login: 'x', command: 'sleep 1; echo done-quick' });
       const slow = runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo started; sleep 100; echo never' });
-      await until('both sessions run', 10_000, async () => (await b.stats()).sessions === 2);
+      await waitUntil('both sessions run', async () => (await b.stats()).sessions === 2, 10_000);
       b.child.kill('SIGTERM');
       await sleep(200);
       const refused = await runSsh({ port: b.port, key: b.key, login: 'x', command: 'echo new', timeoutMs: 10_000 });

@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
 import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.ts';
 import { InteractiveSsh, runSsh, sshArgs } from '../helpers/ssh-client.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 let cluster: TestCluster;
 let b: TestBridge;
@@ -36,18 +36,10 @@ const running = (pod: string, ...argv: string[]) =>
     }
   });
 
-async function until(check: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what()}`);
-    await sleep(50);
-  }
-}
-
 /** The bridge's log line for the cleanup of a pod's session. */
 async function logged(pod: string): Promise<Record<string, unknown>> {
   const find = () => b.logs.find((l) => l.msg === 'session processes ended' && l.pod === pod);
-  await until(() => find() !== undefined, 10_000, () => 'no "session processes ended" log line');
+  await waitUntil(() => 'no "session processes ended" log line', () => find() !== undefined, 10_000);
   return find() ?? {};
 }
 
@@ -109,7 +101,7 @@ describe('nothing left behind when the client goes away', () => {
     } finally {
       s.kill();
     }
-    await until(() => procs(pod).length === 0, CLEANUP_MS, () => `left: ${procs(pod).join(' ')}`);
+    await waitUntil(() => `left: ${procs(pod).join(' ')}`, () => procs(pod).length === 0, CLEANUP_MS);
     assert.ok(!s.output.includes('podbridge-pid'), 'the bookkeeping never reached the terminal');
     // The container empties with the KILL; the script's report and our log line follow.
     const ended = await logged(pod);
@@ -119,18 +111,18 @@ describe('nothing left behind when the client goes away', () => {
   it('`sleep 1000` as a command', async () => {
     const pod = newPod();
     const s = new Ssh(b, `team-a.${pod}`, 'sleep 1000');
-    await until(() => procs(pod).length > 0, 10_000, () => `never started; stderr: ${s.stderr}`);
+    await waitUntil(() => `never started; stderr: ${s.stderr}`, () => procs(pod).length > 0, 10_000);
     s.drop();
-    await until(() => procs(pod).length === 0, CLEANUP_MS, () => `left: ${procs(pod).join(' ')}`);
+    await waitUntil(() => `left: ${procs(pod).join(' ')}`, () => procs(pod).length === 0, CLEANUP_MS);
   });
 
   it("`sh -c 'sleep 1000 & wait'`", async () => {
     const pod = newPod();
     const s = new Ssh(b, `team-a.${pod}`, "sh -c 'sleep 1000 & wait'");
     // `sh -c '…'` is a simple command, exec'd by the wrapper's shell: the inner sh and its sleep.
-    await until(() => procs(pod).length >= 2, 10_000, () => `never started; stderr: ${s.stderr}`);
+    await waitUntil(() => `never started; stderr: ${s.stderr}`, () => procs(pod).length >= 2, 10_000);
     s.drop();
-    await until(() => procs(pod).length === 0, CLEANUP_MS, () => `left: ${procs(pod).join(' ')}`);
+    await waitUntil(() => `left: ${procs(pod).join(' ')}`, () => procs(pod).length === 0, CLEANUP_MS);
   });
 
   it('a TTY shell with vi running', async () => {
@@ -146,16 +138,16 @@ describe('nothing left behind when the client goes away', () => {
     } finally {
       s.kill();
     }
-    await until(() => procs(pod).length === 0, CLEANUP_MS, () => `left: ${procs(pod).join(' ')}`);
+    await waitUntil(() => `left: ${procs(pod).join(' ')}`, () => procs(pod).length === 0, CLEANUP_MS);
   });
 
   it('processes that detached, made their own session, or ignore SIGHUP', async () => {
     const pod = newPod();
     const cmd = `(sleep 1001 &); setsid sleep 1002 & nohup sh -c 'trap "" HUP; sleep 1003' >/dev/null 2>&1 & env -i sleep 1004 & echo ready; sleep 1000`;
     const s = new Ssh(b, `team-a.${pod}`, cmd);
-    await until(() => s.stdout.includes('ready') && procs(pod).length >= 6, 10_000, () => `never started; stderr: ${s.stderr}`);
+    await waitUntil(() => `never started; stderr: ${s.stderr}`, () => s.stdout.includes('ready') && procs(pod).length >= 6, 10_000);
     s.drop();
-    await until(() => procs(pod).length === 0, CLEANUP_MS, () => `left: ${procs(pod).join(' ')}`);
+    await waitUntil(() => `left: ${procs(pod).join(' ')}`, () => procs(pod).length === 0, CLEANUP_MS);
     const ended = await logged(pod);
     assert.ok(Number(ended.killed) >= 1, 'the one that ignored SIGHUP needed SIGKILL after the grace period');
   });
@@ -168,7 +160,7 @@ describe('nothing left behind when the client goes away', () => {
       const code = await s.waitExit(20_000);
       assert.equal(code, 255);
       assert.match(s.stderr, /^podbridge: session ended: idle for 2 s$/m);
-      await until(() => procs(pod).length === 0, CLEANUP_MS, () => `left: ${procs(pod).join(' ')}`);
+      await waitUntil(() => `left: ${procs(pod).join(' ')}`, () => procs(pod).length === 0, CLEANUP_MS);
     } finally {
       await idle.close();
     }
@@ -179,11 +171,11 @@ describe('nothing left behind when the client goes away', () => {
     const pod = newPod();
     const s = new Ssh(doomed, `team-a.${pod}`, 'sleep 1000 & echo ready; wait');
     try {
-      await until(() => s.stdout.includes('ready'), 10_000, () => `never started; stderr: ${s.stderr}`);
+      await waitUntil(() => `never started; stderr: ${s.stderr}`, () => s.stdout.includes('ready'), 10_000);
     } finally {
       await doomed.close();
     }
-    await until(() => procs(pod).length === 0, CLEANUP_MS, () => `left: ${procs(pod).join(' ')}`);
+    await waitUntil(() => `left: ${procs(pod).join(' ')}`, () => procs(pod).length === 0, CLEANUP_MS);
     await s.waitExit(10_000);
   });
 });
@@ -220,21 +212,21 @@ describe('signals', () => {
     const pod = newPod();
     const traps = ['INT', 'HUP', 'QUIT', 'USR1', 'USR2'].map((s) => `trap 'echo got-${s}' ${s};`).join(' ');
     const exit = await withSession(`team-a.${pod}`, `${traps} echo ready; while :; do sleep 0.1; done`, async (stream, out) => {
-      await until(() => out().includes('ready'), 10_000, out);
+      await waitUntil(out, () => out().includes('ready'), 10_000);
       for (const sig of ['INT', 'HUP', 'QUIT', 'USR1', 'USR2']) {
         stream.signal(sig);
-        await until(() => out().includes(`got-${sig}`), 10_000, () => `${sig}: ${out()}`);
+        await waitUntil(() => `${sig}: ${out()}`, () => out().includes(`got-${sig}`), 10_000);
       }
       stream.signal('KILL');
     });
     assert.deepEqual(exit, { code: null, signal: 'SIGKILL' });
-    await until(() => procs(pod).length === 0, 5000, () => `left: ${procs(pod).join(' ')}`);
+    await waitUntil(() => `left: ${procs(pod).join(' ')}`, () => procs(pod).length === 0, 5000);
   });
 
   it('TERM to `sleep 1000` is reported as exit-signal TERM', async () => {
     const pod = newPod();
     const exit = await withSession(`team-a.${pod}`, 'sleep 1000', async (stream) => {
-      await until(() => procs(pod).length > 0, 10_000, () => 'sleep never started');
+      await waitUntil(() => 'sleep never started', () => procs(pod).length > 0, 10_000);
       stream.signal('TERM');
     });
     assert.deepEqual(exit, { code: null, signal: 'SIGTERM' });
@@ -253,9 +245,9 @@ describe('signals', () => {
     try {
       s.write('sleep 1000\r');
       // The sleep itself, not a shell still forking it: a Ctrl-C before the exec goes to the shell.
-      await until(() => running(pod, 'sleep', '1000').length === 1, 10_000, () => s.output);
+      await waitUntil(() => s.output, () => running(pod, 'sleep', '1000').length === 1, 10_000);
       s.write('\x03');
-      await until(() => running(pod, 'sleep', '1000').length === 0, 10_000, () => `sleep still there: ${procs(pod).join(' ')}`);
+      await waitUntil(() => `sleep still there: ${procs(pod).join(' ')}`, () => running(pod, 'sleep', '1000').length === 0, 10_000);
       s.write('echo after-$((6*7))\r');
       await s.waitFor(/after-42/);
     } finally {
@@ -268,7 +260,7 @@ describe('the pod goes away mid-session', () => {
   it('pod deleted: one line that says so, status 255, never a hang', async () => {
     const pod = newPod();
     const s = new Ssh(b, `team-a.${pod}`, 'echo started; sleep 1000');
-    await until(() => s.stdout.includes('started'), 10_000, () => s.stderr);
+    await waitUntil(() => s.stderr, () => s.stdout.includes('started'), 10_000);
     cluster.api.deletePod('team-a', pod);
     assert.equal(await s.waitExit(10_000), 255);
     assert.equal(s.stdout, 'started\n');
@@ -278,7 +270,7 @@ describe('the pod goes away mid-session', () => {
   it('container restarted: one line that says so, status 255', async () => {
     const pod = newPod();
     const s = new Ssh(b, `team-a.${pod}`, 'echo started; sleep 1000');
-    await until(() => s.stdout.includes('started'), 10_000, () => s.stderr);
+    await waitUntil(() => s.stderr, () => s.stdout.includes('started'), 10_000);
     cluster.api.updatePod('team-a', pod, { containers: [{ name: 'app', state: { terminated: { reason: 'Error', exitCode: 2 } } }] });
     cluster.api.updatePod('team-a', pod, { containers: [{ name: 'app' }], restartCount: 1 });
     assert.equal(await s.waitExit(10_000), 255);
@@ -292,13 +284,13 @@ describe('API server faults', () => {
   it('the exec WebSocket dies: a clear line, 255, every byte received before it; cleanup; the bridge goes on', async () => {
     const pod = newPod();
     const s = new Ssh(b, `team-a.${pod}`, 'seq 1 20000; echo printed; sleep 1000');
-    await until(() => s.stdout.includes('printed'), 15_000, () => s.stderr);
+    await waitUntil(() => s.stderr, () => s.stdout.includes('printed'), 15_000);
     assert.ok(cluster.api.dropConnections() >= 1);
     assert.equal(await s.waitExit(15_000), 255);
     assert.equal(s.stdout, `${lines(20000)}printed\n`);
     assert.match(s.stderr, new RegExp(`^podbridge: connection to pod "${pod}" in namespace "team-a" lost before it reported an exit status`));
     assert.equal(s.stderr.split('\n').filter(Boolean).length, 1, 'one line');
-    await until(() => procs(pod).length === 0, CLEANUP_MS, () => `left: ${procs(pod).join(' ')}`);
+    await waitUntil(() => `left: ${procs(pod).join(' ')}`, () => procs(pod).length === 0, CLEANUP_MS);
     const r = await runSsh({ port: b.port, key: b.key, login: `team-a.${pod}`, command: 'echo still-serving' });
     assert.equal(r.stdout.toString(), 'still-serving\n');
   });
@@ -306,7 +298,7 @@ describe('API server faults', () => {
   it('the API server is down, then back: clear errors meanwhile, new sessions work after, leftovers cleaned up', async () => {
     const pod = newPod();
     const s = new Ssh(b, `team-a.${pod}`, 'echo started; sleep 1000');
-    await until(() => s.stdout.includes('started'), 10_000, () => s.stderr);
+    await waitUntil(() => s.stderr, () => s.stdout.includes('started'), 10_000);
     try {
       cluster.api.stopListening();
       cluster.api.dropConnections();
@@ -321,7 +313,7 @@ describe('API server faults', () => {
     }
     const r = await runSsh({ port: b.port, key: b.key, login: `team-a.${pod}`, command: 'echo back' });
     assert.equal(r.stdout.toString(), 'back\n');
-    await until(() => procs(pod).length === 0, 20_000, () => `left: ${procs(pod).join(' ')}`);
+    await waitUntil(() => `left: ${procs(pod).join(' ')}`, () => procs(pod).length === 0, 20_000);
   });
 
   it('the API server refuses new connections: the error is clear, and a running session is unaffected', async () => {
@@ -341,6 +333,6 @@ describe('API server faults', () => {
       await cluster.api.listenAgain();
       s.kill();
     }
-    await until(() => procs(pod).length === 0, CLEANUP_MS, () => `left: ${procs(pod).join(' ')}`);
+    await waitUntil(() => `left: ${procs(pod).join(' ')}`, () => procs(pod).length === 0, CLEANUP_MS);
   });
 });

@@ -24,6 +24,7 @@ import { after, before, describe, it } from 'node:test';
 import { startBridgeProcess, type BridgeProcess } from '../helpers/bridge-process.ts';
 import { freePort, startHaproxy, type HaproxyProcess } from '../helpers/haproxy.ts';
 import { InteractiveSsh, makeClientKey, runSsh, type ClientKey, type SshResult } from '../helpers/ssh-client.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const CLIENT = '127.0.0.2';
 const BALANCER = '127.0.0.3';
@@ -38,14 +39,6 @@ let v1Port: number;
 
 const auditLines = (i: number): Array<Record<string, unknown>> =>
   fs.existsSync(audits[i]!) ? fs.readFileSync(audits[i]!, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
-
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function startReplica(i: number): Promise<BridgeProcess> {
   return startBridgeProcess({
@@ -125,7 +118,7 @@ describe('two replicas behind HAProxy', () => {
       const r = await runSsh({ port: port(), key, login: 'x', command: `echo through-${version}`, extraArgs: ['-b', CLIENT] });
       assert.equal(r.stdout.toString(), `through-${version}\n`, r.stderr);
       assert.equal(r.code, 0);
-      await until(() => audits.some((_, i) => auditLines(i).some((l) => !seen.has(`${l.conn}`) && l.event === 'disconnect')), 'the disconnect event');
+      await waitUntil('the disconnect event', () => audits.some((_, i) => auditLines(i).some((l) => !seen.has(`${l.conn}`) && l.event === 'disconnect')));
       const fresh = audits.flatMap((_, i) => auditLines(i)).filter((l) => !seen.has(`${l.conn}`));
       const starts = fresh.filter((l) => l.event === 'session-start');
       assert.equal(starts.length, 1);
@@ -155,7 +148,7 @@ describe('two replicas behind HAProxy', () => {
       s.on('error', () => {});
       s.on('close', () => resolve());
     });
-    await until(() => replica.logs.some((l) => l.msg === 'connection from a PROXY protocol peer dropped: bad or missing header'), 'the log line');
+    await waitUntil('the log line', () => replica.logs.some((l) => l.msg === 'connection from a PROXY protocol peer dropped: bad or missing header'));
     const line = replica.logs.find((l) => l.msg === 'connection from a PROXY protocol peer dropped: bad or missing header')!;
     assert.match(String(line.err), /^no PROXY protocol header \(the connection starts with "GET \/ HTTP\/1\.1/);
     assert.match(String(line.via), /^127\.0\.0\.3:\d+$/);
@@ -223,7 +216,7 @@ describe('from= and certificate source-address behind HAProxy', () => {
     assert.equal(r.stdout.length, 0);
     assert.match(r.stderr, /Permission denied \(publickey\)/);
     // The log line names the reason, then which identity's key or which CA it was.
-    await until(() => gate.logs.some((l) => String(l.msg).startsWith(`auth refused: ${reason}`)), `the log line "auth refused: ${reason}"; seen: ${JSON.stringify(gate.logs.filter((l) => String(l.msg).startsWith('auth refused')).map((l) => l.msg))}`);
+    await waitUntil(`the log line "auth refused: ${reason}"; seen: ${JSON.stringify(gate.logs.filter((l) => String(l.msg).startsWith('auth refused')).map((l) => l.msg))}`, () => gate.logs.some((l) => String(l.msg).startsWith(`auth refused: ${reason}`)));
   }
 
   before(async () => {

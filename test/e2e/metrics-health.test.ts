@@ -8,14 +8,7 @@ import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.ts';
 import { httpGet, scrape, value } from '../helpers/diag.ts';
 import { InteractiveSsh, makeClientKey, runSsh } from '../helpers/ssh-client.ts';
-
-async function until(check: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { waitUntil } from '../helpers/wait.ts';
 
 describe('metrics and health (local backend)', () => {
   let b: TestBridge;
@@ -67,14 +60,11 @@ describe('metrics and health (local backend)', () => {
     // A command in a terminal, not a login shell: a login shell can take a minute to start on a loaded machine.
     const term = new InteractiveSsh({ port: b.port, key: b.key, login: 'x', command: 'read line; exit 0' });
     try {
-      await until(async () => value(await scrape(diag), 'podbridge_sessions_open') === 1, 'one open session');
+      await waitUntil('one open session', async () => value(await scrape(diag), 'podbridge_sessions_open') === 1);
       const start = value(await scrape(diag), 'podbridge_sessions_total', { backend: 'local', kind: 'exec', outcome: 'exit-zero' });
       term.write('done\r');
       assert.equal(await term.waitExit(), 0);
-      await until(
-        async () => value(await scrape(diag), 'podbridge_sessions_total', { backend: 'local', kind: 'exec', outcome: 'exit-zero' }) === start + 1,
-        'the session counted as exit-zero',
-      );
+      await waitUntil('the session counted as exit-zero', async () => value(await scrape(diag), 'podbridge_sessions_total', { backend: 'local', kind: 'exec', outcome: 'exit-zero' }) === start + 1);
       assert.equal(value(await scrape(diag), 'podbridge_sessions_open'), 0);
     } finally {
       term.kill();
@@ -85,9 +75,9 @@ describe('metrics and health (local backend)', () => {
     const d = await startTestBridge({ diagListen: '127.0.0.1:0', shutdownGrace: 30 });
     const port = d.bridge.diag!.address.port;
     const long = new InteractiveSsh({ port: d.port, key: d.key, login: 'x', command: 'sleep 60' });
-    await until(async () => value(await scrape(port), 'podbridge_sessions_open') === 1, 'the session to run');
+    await waitUntil('the session to run', async () => value(await scrape(port), 'podbridge_sessions_open') === 1);
     const stopping = d.bridge.shutdown(30_000);
-    await until(async () => (await httpGet(port, '/readyz')).status === 503, '/readyz to turn 503');
+    await waitUntil('/readyz to turn 503', async () => (await httpGet(port, '/readyz')).status === 503);
     assert.equal((await httpGet(port, '/readyz')).body, 'not ready: listener: draining: shutting down, accepting no new connections\n');
     assert.equal((await httpGet(port, '/healthz')).status, 200);
     assert.equal(value(await scrape(port), 'podbridge_draining'), 1);

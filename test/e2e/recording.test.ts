@@ -10,6 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { startTestBridge } from '../helpers/bridge.ts';
 import { InteractiveSsh, runSsh } from '../helpers/ssh-client.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 type Event = [number, string, string];
 
@@ -28,14 +29,6 @@ function readCast(file: string): { header: Record<string, unknown>; comments: st
   return { header, comments, events };
 }
 
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** The recording has its exit event (not just `"x"` anywhere: the login name "x" is in its first comment). */
 const hasExit = (file: string) => /^\[[\d.]+,"x","\d+"\]$/m.test(fs.readFileSync(file, 'utf8'));
 
@@ -48,13 +41,13 @@ describe('session recording (--record-dir)', () => {
     const term = new InteractiveSsh({ port: br.port, key: br.key, login: 'x', cols: 100, rows: 30, command: `echo ready; read line; printf 'got-%s\\n' "$line"; exit 7` });
     try {
       await term.waitFor(/ready/);
-      await until(() => casts(dir).length === 1, 'the recording file');
+      await waitUntil('the recording file', () => casts(dir).length === 1);
       const file = casts(dir)[0]!;
       term.term.resize(120, 40);
-      await until(() => fs.readFileSync(file, 'utf8').includes('"r","120x40"'), 'the resize event');
+      await waitUntil('the resize event', () => fs.readFileSync(file, 'utf8').includes('"r","120x40"'));
       term.write('secret-typed\r');
       assert.equal(await term.waitExit(), 7);
-      await until(() => hasExit(file), 'the exit event');
+      await waitUntil('the exit event', () => hasExit(file));
       const { header, comments, events } = readCast(file);
       assert.equal(header.version, 3);
       assert.deepEqual(header.term, { cols: 100, rows: 30, type: 'xterm-256color' });
@@ -88,7 +81,7 @@ describe('session recording (--record-dir)', () => {
       await term.waitFor(/ready/);
       term.write('typed-words\r');
       assert.equal(await term.waitExit(), 0);
-      await until(() => casts(dir).length === 1 && hasExit(casts(dir)[0]!), 'the finished recording');
+      await waitUntil('the finished recording', () => casts(dir).length === 1 && hasExit(casts(dir)[0]!));
       const input = readCast(casts(dir)[0]!).events.filter((e) => e[1] === 'i').map((e) => e[2]).join('');
       assert.equal(input, 'typed-words\r');
     } finally {
@@ -121,7 +114,7 @@ describe('session recording (--record-dir)', () => {
       const r = await runSsh({ port: small.port, key: small.key, login: 'x', command: 'echo ready; read line; head -c 20000 /dev/zero | tr "\\0" x; sleep 30', extraArgs: ['-tt'], stdin: Buffer.from('\r'), timeoutMs: 20_000 });
       assert.match(r.stderr, /podbridge: session ended: recording reached its size cap \(2048 bytes\), and this bridge requires one\r\n/);
       assert.equal(r.code, 255);
-      await until(() => fs.readFileSync(casts(dir)[0]!, 'utf8').includes('"m"'), 'the marker');
+      await waitUntil('the marker', () => fs.readFileSync(casts(dir)[0]!, 'utf8').includes('"m"'));
       const cast = readCast(casts(dir)[0]!);
       assert.ok(fs.statSync(casts(dir)[0]!).size < 2048 + 200);
       assert.match(cast.events.at(-1)![2], /size cap/);

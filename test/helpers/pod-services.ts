@@ -126,12 +126,3 @@ export async function startPodServices(sourceBytes = 100 * 1024 * 1024): Promise
 
 /** A loopback port nothing listens on; waiting for an `ssh -L` listener to come up. */
 export { freePort as closedPort, waitForListener } from './ports.ts';
-
-/** Waits for a condition (a count reaching zero...), failing with `what` after `timeoutMs`. */
-export async function waitUntil(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -15,6 +15,7 @@ import { createKubernetesBackend, type KubernetesBackendOptions } from '../../sr
 import { isBridgeError, type ErrorCode } from '../../src/errors.ts';
 import { testIdentity } from '../helpers/identity.ts';
 import { alive } from '../helpers/processes.ts';
+import { waitUntil } from '../helpers/wait.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { Target, TargetRef } from '../../src/target.ts';
 import {
@@ -106,14 +107,6 @@ async function assertBackpressure(backend: Backend, fake: FakeKubeApiServer, siz
   await new Promise((r) => proc.stdout.once('end', r));
   assert.equal(total, size);
   assert.deepEqual(await proc.exited, { kind: 'code', code: 0 });
-}
-
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(20);
-  }
 }
 
 async function backendFor(fake: FakeKubeApiServer, name: string, extra: Partial<KubernetesBackendOptions> = {}, kc: { namespace?: string; token?: string } = { namespace: 'team-a' }): Promise<Backend> {
@@ -212,14 +205,14 @@ describe('kubernetes backend (fake kube-apiserver)', () => {
       assert.deepEqual([record?.tty, record?.stderr], [true, false]);
       let output = '';
       proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
-      await until(() => output.includes('30 100'));
+      await waitUntil('the resize to 30x100 in the output', () => output.includes('30 100'), 5_000);
       assert.match(output, /^xterm-256color\r\n30 100\r\n/);
       assert.deepEqual(record?.resizes[0], { cols: 100, rows: 30 });
       // A burst: only sizes that matter reach the server, and the last one always does.
       proc.resize({ cols: 0, rows: 10 });
       for (let cols = 101; cols <= 120; cols++) proc.resize({ cols, rows: 40 });
       proc.stdin.write('\r');
-      await until(() => /40 120/.test(output));
+      await waitUntil('the resize to 40x120 in the output', () => /40 120/.test(output), 5_000);
       assert.deepEqual(record?.resizes.at(-1), { cols: 120, rows: 40 });
       assert.ok(!record?.resizes.some((s) => s.cols === 0 || s.rows === 10), 'no zero sizes');
       assert.deepEqual(await proc.exited, { kind: 'code', code: 0 });
@@ -350,10 +343,10 @@ describe('kubernetes backend (fake kube-apiserver)', () => {
       const proc = await backend.open(pod('web-1'), { command: 'stty size; read x; stty size', tty: { term: 'xterm', cols: 90, rows: 20 }, env: {} }, ctx);
       let output = '';
       proc.stdout.on('data', (d: Buffer) => (output += d.toString()));
-      await until(() => /20 90/.test(output));
+      await waitUntil('the resize to 20x90 in the output', () => /20 90/.test(output), 5_000);
       proc.resize({ cols: 132, rows: 43 });
       proc.stdin.write('\r');
-      await until(() => /43 132/.test(output));
+      await waitUntil('the resize to 43x132 in the output', () => /43 132/.test(output), 5_000);
       assert.deepEqual(fake.execs.at(-1)?.resizes, [{ cols: 90, rows: 20 }, { cols: 132, rows: 43 }]);
       assert.deepEqual(await proc.exited, { kind: 'code', code: 0 });
     });

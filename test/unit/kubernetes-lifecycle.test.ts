@@ -30,6 +30,7 @@ import { testIdentity } from '../helpers/identity.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import type { Target } from '../../src/target.ts';
 import { FakeKubeApiServer } from '../fixtures/kube-apiserver/index.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-lifecycle-unit-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -63,14 +64,6 @@ function pidsWithEnv(entry: string): number[] {
     }
   }
   return out;
-}
-
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
-    await sleep(25);
-  }
 }
 
 /** PIDs whose session ID (field 6 of /proc/PID/stat) is `sid`. */
@@ -160,10 +153,10 @@ describe('control script (run locally by each POSIX shell at hand)', () => {
       const bystander = spawn('sleep', ['1008'], { detached: true, stdio: 'ignore' });
       bystander.unref();
       try {
-        await until(() => fs.existsSync(ready), 10_000, 'tree ready');
+        await waitUntil('tree ready', () => fs.existsSync(ready), 10_000);
         const members = () => [...new Set([...pidsWithEnv(`PODBRIDGE_SESSION=${tag}`), ...sessionMembers(tree.pid ?? 0)])];
         // sh, 1001, 1002, 1003 (own session), sh + 1004, 1005, 1006 (no marker, same session)
-        await until(() => members().length >= 8, 5000, `tree is running: ${members().join(' ')}`);
+        await waitUntil(`tree is running: ${members().join(' ')}`, () => members().length >= 8, 5000);
         const marked = members();
         const others = pidsWithEnv(`PODBRIDGE_SESSION=${tag}-other`);
         assert.ok(others.length >= 2, 'the decoy session runs');
@@ -175,7 +168,7 @@ describe('control script (run locally by each POSIX shell at hand)', () => {
         assert.equal(report.fields.leader, 'ok');
         assert.equal(report.fields.left, '0');
         assert.ok(Number(report.fields.killed) >= 1, 'the HUP-ignoring shell needed SIGKILL');
-        await until(() => marked.every((p) => !alive(p)), 3000, 'every marked process gone');
+        await waitUntil('every marked process gone', () => marked.every((p) => !alive(p)), 3000);
         assert.ok(!alive(leader.pid));
         assert.ok(others.every(alive), 'the other session is untouched');
         assert.ok(alive(bystander.pid ?? 0), 'an unrelated process is untouched');
@@ -190,11 +183,11 @@ describe('control script (run locally by each POSIX shell at hand)', () => {
     const ready = path.join(tmp, `${tag}.ready`);
     const tree = startTree(tag, 'sleep 1011 & echo ready > "$READY"; wait', { READY: ready });
     try {
-      await until(() => fs.existsSync(ready), 10_000, 'tree ready');
+      await waitUntil('tree ready', () => fs.existsSync(ready), 10_000);
       const outcome = await localRunner(['/bin/sh'])(controlArgv('terminate', tag, null, '400'), 20_000);
       const report = outcome.ran ? parseControlReport(outcome.stdout) : null;
       assert.equal(report?.fields.leader, 'marker');
-      await until(() => !alive(tree.pid ?? 0), 3000, 'leader gone');
+      await waitUntil('leader gone', () => !alive(tree.pid ?? 0), 3000);
     } finally {
       killQuietly(pidsWithEnv(`PODBRIDGE_SESSION=${tag}`));
     }
@@ -205,7 +198,7 @@ describe('control script (run locally by each POSIX shell at hand)', () => {
     const ready = path.join(tmp, `${tag}.ready`);
     const tree = startTree(tag, 'echo ready > "$READY"; exec sleep 1012', { READY: ready });
     try {
-      await until(() => fs.existsSync(ready), 10_000, 'tree ready');
+      await waitUntil('tree ready', () => fs.existsSync(ready), 10_000);
       const wrong: Leader = { pid: tree.pid ?? 0, startTime: '1' };
       const outcome = await localRunner(['/bin/sh'])(controlArgv('signal', tag, wrong, 'TERM'), 10_000);
       assert.equal(outcome.ran && parseControlReport(outcome.stdout)?.fields.result, 'no-leader');
@@ -225,7 +218,7 @@ describe('control script (run locally by each POSIX shell at hand)', () => {
       GOT: got,
     });
     try {
-      await until(() => fs.existsSync(ready), 10_000, 'tree ready');
+      await waitUntil('tree ready', () => fs.existsSync(ready), 10_000);
       await sleep(200); // the children set their traps
       const leader: Leader = { pid: tree.pid ?? 0, startTime: startTime(tree.pid ?? 0) };
       for (const shell of SHELLS) {
@@ -234,7 +227,7 @@ describe('control script (run locally by each POSIX shell at hand)', () => {
         const report = outcome.ran ? parseControlReport(outcome.stdout) : null;
         assert.equal(report?.fields.result, 'sent', `${shell.name}: ${outcome.ran ? outcome.stdout + outcome.stderr : ''}`);
         assert.equal(report?.fields.to, 'group');
-        await until(() => fs.existsSync(got) && fs.readFileSync(got, 'utf8').includes('main'), 3000, `${shell.name}: trap ran`);
+        await waitUntil(`${shell.name}: trap ran`, () => fs.existsSync(got) && fs.readFileSync(got, 'utf8').includes('main'), 3000);
         await sleep(200);
         const lines = fs.readFileSync(got, 'utf8').trim().split('\n').sort();
         // The same-group child traps once, on the first shell's signal, then exits.
@@ -251,15 +244,15 @@ describe('control script (run locally by each POSIX shell at hand)', () => {
     const ready = path.join(tmp, `${tag}.ready`);
     const tree = startTree(tag, 'sleep 1014 & echo ready > "$READY"; sleep 0.5', { READY: ready });
     try {
-      await until(() => fs.existsSync(ready), 10_000, 'started');
+      await waitUntil('started', () => fs.existsSync(ready), 10_000);
       const startTimeWas = startTime(tree.pid ?? 0);
-      await until(() => fs.existsSync(ready) && !alive(tree.pid ?? 0), 10_000, 'main process gone, job running');
+      await waitUntil('main process gone, job running', () => fs.existsSync(ready) && !alive(tree.pid ?? 0), 10_000);
       const job = pidsWithEnv(`PODBRIDGE_SESSION=${tag}`);
       assert.equal(job.length, 1);
       const outcome = await localRunner(['/bin/sh'])(controlArgv('signal', tag, { pid: tree.pid ?? 0, startTime: startTimeWas }, 'TERM'), 10_000);
       const report = outcome.ran ? parseControlReport(outcome.stdout) : null;
       assert.deepEqual([report?.fields.result, report?.fields.to, report?.fields.leader], ['sent', 'group', 'group-only']);
-      await until(() => !alive(job[0] ?? 0), 3000, 'job ended');
+      await waitUntil('job ended', () => !alive(job[0] ?? 0), 3000);
     } finally {
       killQuietly(pidsWithEnv(`PODBRIDGE_SESSION=${tag}`));
     }
@@ -270,16 +263,16 @@ describe('control script (run locally by each POSIX shell at hand)', () => {
     const ready = path.join(tmp, `${tag}.ready`);
     const tree = startTree(tag, 'env -i sleep 1021 & echo ready > "$READY"; sleep 0.3', { READY: ready });
     try {
-      await until(() => fs.existsSync(ready), 10_000, 'started');
+      await waitUntil('started', () => fs.existsSync(ready), 10_000);
       const startTimeWas = startTime(tree.pid ?? 0);
-      await until(() => !alive(tree.pid ?? 0), 5000, 'main process exited');
+      await waitUntil('main process exited', () => !alive(tree.pid ?? 0), 5000);
       // The exiting shell can linger a moment (not yet reaped); wait for the session to settle.
-      await until(() => sessionMembers(tree.pid ?? 0).length === 1, 5000, 'only the unmarked job left in the session');
+      await waitUntil('only the unmarked job left in the session', () => sessionMembers(tree.pid ?? 0).length === 1, 5000);
       const left = sessionMembers(tree.pid ?? 0);
       const outcome = await localRunner(['/bin/sh'])(controlArgv('terminate', tag, { pid: tree.pid ?? 0, startTime: startTimeWas }, '300'), 10_000);
       const report = outcome.ran ? parseControlReport(outcome.stdout) : null;
       assert.deepEqual([report?.fields.found, report?.fields.left, report?.fields.leader], ['1', '0', 'gone']);
-      await until(() => !alive(left[0] ?? 0), 3000, 'job ended');
+      await waitUntil('job ended', () => !alive(left[0] ?? 0), 3000);
     } finally {
       killQuietly(sessionMembers(tree.pid ?? 0));
     }
@@ -345,7 +338,7 @@ describe('PID report on stdout', () => {
     peer.send(out('pid;4242;9'));
     peer.send(out('876\x07hello '));
     peer.send(out('world\n'));
-    await until(() => received.some((f) => f[0] === 0), 2000, 'stdin released');
+    await waitUntil('stdin released', () => received.some((f) => f[0] === 0), 2000);
     done(peer);
     assert.equal(await text, 'hello world\n');
     assert.deepEqual(leaders, [{ pid: 4242, startTime: '9876' }]);
@@ -427,14 +420,14 @@ describe('kubernetes backend lifecycle (fake kube-apiserver)', () => {
     const pod = newPod();
     const proc = await backend.open(podTarget(pod), spec(`sleep 1000 & (sleep 1001 &); sh -c 'trap "" HUP; sleep 1002' & echo ready; wait`), ctx);
     const out = capture(proc);
-    await until(() => out.text().includes('ready'), 10_000, 'ready');
+    await waitUntil('ready', () => out.text().includes('ready'), 10_000);
     assert.equal(out.text(), 'ready\n', 'the PID report never reaches the output');
     // `ready` is printed while the background jobs may still be forking: wait for all five.
-    await until(() => procs(pod).length >= 5, 10_000, "all five processes running");
+    await waitUntil("all five processes running", () => procs(pod).length >= 5, 10_000);
     const started = Date.now();
     await proc.terminate('client went away');
     assert.ok(Date.now() - started >= 400, 'SIGKILL came after the grace period');
-    await until(() => procs(pod).length === 0, 5000, `container empty (left: ${procs(pod).join(' ')})`);
+    await waitUntil(`container empty (left: ${procs(pod).join(' ')})`, () => procs(pod).length === 0, 5000);
     const ended = sink.logs.find((l) => l.msg === 'session processes ended' && l.pod === pod);
     assert.ok(ended, 'the cleanup is logged');
     assert.equal(ended.leader, 'ok');
@@ -446,21 +439,21 @@ describe('kubernetes backend lifecycle (fake kube-apiserver)', () => {
     const proc = await backend.open(podTarget(pod), spec(null, true), ctx);
     const out = capture(proc);
     proc.stdin.write('sleep 1000 &\necho ok-$((40+2))\n');
-    await until(() => out.text().includes('ok-42'), 10_000, 'shell answered');
+    await waitUntil('shell answered', () => out.text().includes('ok-42'), 10_000);
     assert.ok(!out.text().includes('podbridge-pid'), 'no PID report in the terminal');
     await proc.terminate('client went away');
-    await until(() => procs(pod).length === 0, 5000, `container empty (left: ${procs(pod).join(' ')})`);
+    await waitUntil(`container empty (left: ${procs(pod).join(' ')})`, () => procs(pod).length === 0, 5000);
   });
 
   it('signals reach the main process; a death by a signal the client sent is reported as that signal', async () => {
     const pod = newPod();
     const proc = await backend.open(podTarget(pod), spec(`trap 'echo got-usr1' USR1; trap 'echo got-int' INT; echo ready; while :; do sleep 0.1; done`), ctx);
     const out = capture(proc);
-    await until(() => out.text().includes('ready'), 10_000, 'ready');
+    await waitUntil('ready', () => out.text().includes('ready'), 10_000);
     proc.signal('USR1');
-    await until(() => out.text().includes('got-usr1'), 10_000, 'USR1 trap ran');
+    await waitUntil('USR1 trap ran', () => out.text().includes('got-usr1'), 10_000);
     proc.signal('INT');
-    await until(() => out.text().includes('got-int'), 10_000, 'INT trap ran');
+    await waitUntil('INT trap ran', () => out.text().includes('got-int'), 10_000);
     proc.signal('TERM');
     assert.deepEqual(await proc.exited, { kind: 'signal', signal: 'TERM', coreDumped: false });
   });
@@ -477,7 +470,7 @@ describe('kubernetes backend lifecycle (fake kube-apiserver)', () => {
     const pod = newPod();
     const proc = await backend.open(podTarget(pod), spec('echo up; sleep 1000'), ctx);
     const out = capture(proc);
-    await until(() => out.text().includes('up'), 10_000, 'up');
+    await waitUntil('up', () => out.text().includes('up'), 10_000);
     fake.updatePod('team-a', pod, { containers: [{ name: 'app', state: { terminated: { reason: 'Error', exitCode: 1 } } }] });
     fake.updatePod('team-a', pod, { containers: [{ name: 'app' }], restartCount: 1 });
     const exit = await proc.exited;
@@ -489,7 +482,7 @@ describe('kubernetes backend lifecycle (fake kube-apiserver)', () => {
     const pod = newPod();
     const proc = await backend.open(podTarget(pod), spec('echo up; sleep 1000'), ctx);
     const out = capture(proc);
-    await until(() => out.text().includes('up'), 10_000, 'up');
+    await waitUntil('up', () => out.text().includes('up'), 10_000);
     fake.updatePod('team-a', pod, { containers: [{ name: 'app', state: { terminated: { reason: 'OOMKilled', exitCode: 137 } } }] });
     const exit = await proc.exited;
     assert.equal(exit.kind === 'error' && exit.error.message, `container "app" in pod "${pod}" in namespace "team-a" stopped (terminated: OOMKilled, exit code 137); the session ended with it`);
@@ -501,13 +494,13 @@ describe('kubernetes backend lifecycle (fake kube-apiserver)', () => {
     try {
       const proc = await quick.open(podTarget(pod), spec('echo ready; sleep 1000'), ctx);
       const out = capture(proc);
-      await until(() => out.text().includes('ready'), 10_000, 'ready');
+      await waitUntil('ready', () => out.text().includes('ready'), 10_000);
       fake.pauseExecStreams();
       const exit = await proc.exited;
       fake.resumeExecStreams();
       assert.equal(exit.kind === 'error' && exit.error.code, 'stream-lost');
       assert.match(exit.kind === 'error' ? exit.error.message : '', /lost before it reported an exit status \(no answer to keepalives for 0\.6 s\)$/);
-      await until(() => procs(pod).length === 0, 10_000, `cleaned up after the loss (left: ${procs(pod).join(' ')})`);
+      await waitUntil(`cleaned up after the loss (left: ${procs(pod).join(' ')})`, () => procs(pod).length === 0, 10_000);
     } finally {
       await quick.close();
     }
@@ -519,7 +512,7 @@ describe('kubernetes backend lifecycle (fake kube-apiserver)', () => {
     try {
       const proc = await patient.open(podTarget(pod), spec('seq 1 3000; echo printed; sleep 1000'), ctx);
       const out = capture(proc);
-      await until(() => out.text().includes('printed'), 10_000, 'printed');
+      await waitUntil('printed', () => out.text().includes('printed'), 10_000);
       fake.stopListening();
       assert.ok(fake.dropConnections() >= 1);
       const exit = await proc.exited;
@@ -529,7 +522,7 @@ describe('kubernetes backend lifecycle (fake kube-apiserver)', () => {
       await sleep(800);
       assert.ok(procs(pod).length > 0, 'nothing could kill them while the API server was down');
       await fake.listenAgain();
-      await until(() => procs(pod).length === 0, 10_000, `cleaned up once the API server is back (left: ${procs(pod).join(' ')})`);
+      await waitUntil(`cleaned up once the API server is back (left: ${procs(pod).join(' ')})`, () => procs(pod).length === 0, 10_000);
       const again = await patient.open(podTarget(pod), spec('echo back'), ctx);
       again.stdin.end();
       const text = capture(again);

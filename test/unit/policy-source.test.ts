@@ -12,6 +12,7 @@ import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { createLogger } from '../../src/log.ts';
 import { PolicyError, PolicySource, resolveKey, type Policy } from '../../src/policy/index.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-policy-src-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -61,14 +62,6 @@ function freshDir(): string {
   const dir = path.join(root, `d${dirCount++}`);
   fs.mkdirSync(dir);
   return dir;
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -137,7 +130,7 @@ describe('PolicySource', () => {
     const source = PolicySource.open({ file, kind: 'policy-file', log, debounceMs: 50 });
     try {
       fs.writeFileSync(file, policyText('bob', bob.line));
-      await waitFor('the new policy', () => source.current().identities.has('bob'));
+      await waitUntil('the new policy', () => source.current().identities.has('bob'), 5_000);
     } finally {
       source.close();
     }
@@ -156,7 +149,7 @@ describe('PolicySource', () => {
         const inode = fs.statSync(file).ino;
         fs.renameSync(tmp, file);
         assert.notEqual(fs.statSync(file).ino, inode);
-        await waitFor(`policy with ${name}`, () => source.current().identities.has(name));
+        await waitUntil(`policy with ${name}`, () => source.current().identities.has(name), 5_000);
       }
     } finally {
       source.close();
@@ -171,7 +164,7 @@ describe('PolicySource', () => {
     const source = PolicySource.open({ file, kind: 'policy-file', log, debounceMs: 50 });
     try {
       fs.writeFileSync(file, 'version: 1\nidentities: [\n');
-      await waitFor('the error log', () => errors(lines).length === 1);
+      await waitUntil('the error log', () => errors(lines).length === 1, 5_000);
       assert.match(errors(lines)[0]!.err ?? '', new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:\\d+: YAML: `));
       fs.writeFileSync(path.join(dir, 'unrelated.txt'), 'x');
       fs.writeFileSync(path.join(dir, 'unrelated.txt'), 'y');
@@ -179,7 +172,7 @@ describe('PolicySource', () => {
       assert.equal(errors(lines).length, 1, 'an unrelated change in the directory does not repeat the error');
       assert.deepEqual(identities(source.current()), ['alice']);
       fs.writeFileSync(file, policyText('bob', bob.line));
-      await waitFor('the fixed policy', () => source.current().identities.has('bob'));
+      await waitUntil('the fixed policy', () => source.current().identities.has('bob'), 5_000);
     } finally {
       source.close();
     }
@@ -198,7 +191,7 @@ describe('PolicySource', () => {
         fs.writeFileSync(file, i === 9 ? policyText('bob', bob.line) : `version: 1\nidentities: [ ${i}`);
         await sleep(5);
       }
-      await waitFor('the final policy', () => source.current().identities.has('bob'));
+      await waitUntil('the final policy', () => source.current().identities.has('bob'), 5_000);
       await sleep(300);
       assert.equal(loads, 1);
     } finally {
@@ -221,7 +214,7 @@ describe('PolicySource', () => {
       fs.symlinkSync('..v2', path.join(dir, '..data_tmp'));
       fs.renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
       fs.rmSync(path.join(dir, '..v1'), { recursive: true });
-      await waitFor('the swapped policy', () => source.current().identities.has('bob'));
+      await waitUntil('the swapped policy', () => source.current().identities.has('bob'), 5_000);
     } finally {
       source.close();
     }
@@ -236,7 +229,7 @@ describe('PolicySource', () => {
       assert.equal(source.current().keys.size, 0);
       assert.ok(lines.some((l) => typeof l.msg === 'string' && l.msg.startsWith(`no usable keys in ${file}: every login will be refused`)));
       fs.writeFileSync(file, `${alice.line}\n`);
-      await waitFor('the key', () => resolveKey(source.current(), alice.blob, '127.0.0.1', new Date()).ok);
+      await waitUntil('the key', () => resolveKey(source.current(), alice.blob, '127.0.0.1', new Date()).ok, 5_000);
       assert.equal(source.current().kind, 'authorized-keys');
     } finally {
       source.close();
