@@ -84,6 +84,11 @@ export async function throughput(ctx: BenchContext, direction: 'download' | 'upl
       ctx.progress(`  ${direction} ${p.name} (warm-up): ${errors[p.name]?.error}`);
     }
   }
+  // Then a forced full GC in each bridge: V8 sets the next old-generation limit from the live
+  // heap and its measured GC and mutator speeds at each full GC, and a bridge whose limit was
+  // left just above its live heap by its start-up history mark-compacts its whole heap every
+  // few MiB promoted (see bridgeMajorGcRounds): both now start the rounds from a GC taken alike.
+  await Promise.all([ctx.bridge.gcAndMemory(), ctx.candidate?.gcAndMemory()].map((p) => p?.catch(() => null)));
   await bridgesSettled(ctx);
   const { done, truncated } = await alternate(ctx.paths, rounds, deadline + (Date.now() - warmStart), async (p) => {
     if (errors[p.name]) return;
