@@ -108,8 +108,8 @@ export async function startBridgeProcess(o: BridgeOptions): Promise<BridgeProces
   const hostKey = path.join(o.dir, 'ssh_host_ed25519_key');
   // --trace-gc: one stdout line per GC (not JSON, so the log parser below skips it), counted so
   // every round can say how many full mark-compacts the bridge ran. A bridge whose V8 heap limit
-  // ended up just above its live heap runs one every ~2 MiB promoted (40+ per 64 MiB round
-  // against 0-2 for an identical bridge in the same run) and pays ~2x the CPU per GiB for it:
+  // ended up just above its live heap runs one every ~2 MB promoted (6-10 per 64 MiB round
+  // against none for an identical bridge in the same run) and pays ~2x the CPU per GiB for it:
   // the "role bias" of A/B runs (docs/benchmarks.md).
   const nodeArgs: string[] = ['--trace-gc'];
   if (o.cpuProfDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', o.cpuProfDir);
