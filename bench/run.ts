@@ -253,14 +253,16 @@ async function main(): Promise<void> {
       return b;
     };
     progress('starting podbridge');
-    let bridge = await launchBridge({ cpuProf: values['bridge-cpu-prof'] ? path.resolve(values['bridge-cpu-prof']) : undefined });
+    // The inspector lets the throughput scenario force a full GC in both bridges after its
+    // warm-up, so each starts the counted rounds with a heap limit set from the same live heap.
+    let bridge = await launchBridge({ cpuProf: values['bridge-cpu-prof'] ? path.resolve(values['bridge-cpu-prof']) : undefined, inspector: true });
     const bridgeEndpoint = () => ({ port: bridge.port, user: loginName(t) });
     const candidateEnv = values['candidate-env'] ? parseEnv(values['candidate-env']) : undefined;
     const candidateRoot = values.candidate ? path.resolve(values.candidate) : candidateEnv ? ROOT : null;
     let candidate: BridgeProcess | null = null;
     if (candidateRoot) {
       progress(`starting the candidate podbridge from ${candidateRoot}${candidateEnv ? ` with ${JSON.stringify(candidateEnv)}` : ''}`);
-      candidate = await launchBridge({ root: candidateRoot, env: candidateEnv });
+      candidate = await launchBridge({ root: candidateRoot, env: candidateEnv, inspector: true });
     }
 
     // ---- baselines

@@ -86,6 +86,8 @@ export interface MemoryUsage {
 export interface BridgeProcess {
   pid: number;
   port: number;
+  /** Garbage collections so far (from --trace-gc): full mark-compacts and scavenges. */
+  gc: { major: number; minor: number };
   /** Log lines seen, by level name (warn/error counts tell whether a run was clean). */
   logCounts: Record<string, number>;
   lastErrors: string[];
@@ -104,7 +106,12 @@ export async function startBridgeProcess(o: BridgeOptions): Promise<BridgeProces
   const authorizedKeys = path.join(o.dir, 'authorized_keys');
   fs.writeFileSync(authorizedKeys, `${o.publicKeyLine}\n`, { mode: 0o600 });
   const hostKey = path.join(o.dir, 'ssh_host_ed25519_key');
-  const nodeArgs: string[] = [];
+  // --trace-gc: one stdout line per GC (not JSON, so the log parser below skips it), counted so
+  // every round can say how many full mark-compacts the bridge ran. A bridge whose V8 heap limit
+  // ended up just above its live heap runs one every ~2 MB promoted (6-10 per 64 MiB round
+  // against none for an identical bridge in the same run) and pays ~2x the CPU per GiB for it:
+  // the "role bias" of A/B runs (docs/benchmarks.md).
+  const nodeArgs: string[] = ['--trace-gc'];
   if (o.cpuProfDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', o.cpuProfDir);
   // Snapshots go to --diagnostic-dir.
   if (o.heapSnapshots) nodeArgs.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o.dir}`);
@@ -128,6 +135,7 @@ export async function startBridgeProcess(o: BridgeOptions): Promise<BridgeProces
   ];
   const child: ChildProcess = startChild(process.execPath, args, { cwd: o.root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env } });
   const logCounts: Record<string, number> = {};
+  const gc = { major: 0, minor: 0 };
   const lastErrors: string[] = [];
   let stderr = '';
   let inspectorUrl: string | null = null;
@@ -140,6 +148,8 @@ export async function startBridgeProcess(o: BridgeOptions): Promise<BridgeProces
   const port = new Promise<number>((r) => (resolvePort = r));
   lines.on('line', (line) => {
     let rec: { level?: number; msg?: string; address?: string };
+    if (line.includes(' ms: Mark-Compact ')) gc.major++;
+    else if (line.includes(' ms: Scavenge ')) gc.minor++;
     try {
       rec = JSON.parse(line) as typeof rec;
     } catch {
@@ -162,6 +172,7 @@ export async function startBridgeProcess(o: BridgeOptions): Promise<BridgeProces
   return {
     pid,
     port: listening,
+    gc,
     logCounts,
     lastErrors,
     sample: () => {

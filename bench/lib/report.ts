@@ -170,6 +170,13 @@ function throughputTable(r: Results): string[] {
       `| --- | ${used.map(() => '---').join(' | ')} | --- |`,
       ...rows.map(([n, c]) => `| ${pathRow(n as PathName)} | ${used.map((k) => fmt(c?.[k] ?? 0)).join(' | ')} | ${fmt(c?.total)} |`),
     );
+    const gcs = Object.entries(t.bridgeMajorGcRounds ?? {});
+    if (gcs.length > 0) {
+      lines.push(
+        '',
+        `The bridge by round (CPU-s/GiB; full mark-compacts, from \`--trace-gc\`): ${gcs.map(([n, g]) => `${n} ${(t.bridgeCpuRounds?.[n as PathName] ?? []).map((x) => fmt(x)).join(', ')}; ${g.join(', ')}`).join('. ')}.`,
+      );
+    }
   }
   lines.push('');
   return lines;
