@@ -6,7 +6,17 @@
 import { pino, type Logger as PinoLogger } from 'pino';
 
 export type AuditEvent =
-  | { event: 'connect'; conn: string; remote: string }
+  | {
+      event: 'connect';
+      conn: string;
+      remote: string;
+      /** Browser door only (an SSH connect has no door field, as before): a page's terminal socket. */
+      door?: 'web';
+      identity?: string;
+      /** The browser terminal (first 8 characters of its id), and how the page came to it. */
+      terminal?: string;
+      mode?: 'new' | 'resume' | 'observe';
+    }
   | {
       event: 'auth';
       conn: string;
@@ -59,7 +69,19 @@ export type AuditEvent =
     }
   /** Someone started or stopped watching a browser terminal (read-only; the policy's `observe`). */
   | { event: 'observe'; conn: string; remote: string; identity: string; owner: string; target: string; action: 'joined' | 'left' }
-  | { event: 'disconnect'; conn: string; remote: string; durationMs: number };
+  | {
+      event: 'disconnect';
+      conn: string;
+      remote: string;
+      durationMs: number;
+      door?: 'web';
+      identity?: string;
+      terminal?: string;
+      /** Browser door: why the socket went (closed by the page, connection lost, keepalive, ended, ...). */
+      reason?: string;
+      /** Browser door: the WebSocket close code (1006: no close frame, a drop or a cut). */
+      code?: number;
+    };
 
 export interface Audit {
   emit(e: AuditEvent): void;

@@ -65,8 +65,9 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   const authenticator = policyAuthenticator(policy);
   // Metrics listen to the audit stream and each session; they exist only with a port to read them.
   let server: BridgeServer | null = null;
+  let webTerminals: TerminalHub | null = null;
   const metrics = config.ops.diagListen
-    ? new Metrics({ connections: () => server?.connections() ?? 0, sessions: () => server?.sessions() ?? 0, draining: () => server?.draining() ?? false })
+    ? new Metrics({ connections: () => server?.connections() ?? 0, sessions: () => server?.sessions() ?? 0, webSessions: () => webTerminals?.size() ?? 0, draining: () => server?.draining() ?? false })
     : null;
   const audit = tapAudit(createAudit(config.auditLog), metrics);
 
@@ -100,6 +101,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   const identities = identityLimits(config.ssh);
   const ssh = await startServer({ config: { listen, ssh: config.ssh, session: config.session, ops: config.ops }, backend, authenticator, policy, hostKeys, log, audit, metrics, taps, identities, webLogin });
   const terminals = new TerminalHub({ backend, policy, session: config.session, motd: config.ssh.motd, log, audit, taps, identities });
+  webTerminals = terminals;
   server = ssh;
   log.info({ address: `${ssh.address.address}:${ssh.address.port}` }, 'listening');
   if (config.web.listen) {

@@ -330,7 +330,7 @@ export const SETTINGS = {
   webKeepalive: setting({
     group: 'Sessions',
     describe: 'Seconds between WebSocket pings to a browser terminal\'s page (0 = off)',
-    doc: 'Seconds between WebSocket pings to each browser terminal\'s page (0 = off): below the idle cut of proxies in front (60 s for many). A page that neither answered the last ping nor took any byte since is cut as gone (a laptop asleep); its terminal then waits `--web-resume-grace` to be resumed.',
+    doc: 'Seconds between WebSocket pings to each browser terminal\'s page (0 = off): below the idle cut of proxies in front (60 s for many). A page that for a whole interval neither answers a ping nor drains the bytes queued for it is cut as gone (a laptop asleep); its terminal then waits `--web-resume-grace` to be resumed.',
     defaultText: '20',
     default: () => 20_000,
     parse: seconds(0),

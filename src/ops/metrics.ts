@@ -50,7 +50,7 @@ export class Metrics {
     'Connections or sessions refused or cut by a limit (max-startups, failure-backoff, login-grace-time, max-sessions-per-identity, ...)',
     ['limit'] as const);
 
-  constructor(live: { connections(): number; sessions(): number; draining(): boolean }) {
+  constructor(live: { connections(): number; sessions(): number; webSessions(): number; draining(): boolean }) {
     const gauge = (name: string, help: string, read: () => number) =>
       new client.Gauge({
         name,
@@ -61,7 +61,18 @@ export class Metrics {
         },
       });
     gauge('podbridge_connections_open', 'TCP connections open now on the SSH listener', live.connections);
-    gauge('podbridge_sessions_open', 'Sessions running now', live.sessions);
+    // One series per front door (door="ssh", door="web"): sum() is every session, as the unlabelled
+    // gauge was before browser terminals counted.
+    new client.Gauge({
+      name: 'podbridge_sessions_open',
+      help: 'Sessions running now, by front door: ssh (SSH channels) or web (browser terminals, including those waiting to be resumed)',
+      labelNames: ['door'] as const,
+      registers: [this.registry],
+      collect() {
+        this.set({ door: 'ssh' }, live.sessions());
+        this.set({ door: 'web' }, live.webSessions());
+      },
+    });
     gauge('podbridge_draining', '1 while the bridge drains after SIGTERM (not ready, accepting nothing new), else 0', () => (live.draining() ? 1 : 0));
     // process_* and nodejs_* as every Node exporter names them: dashboards expect those names.
     client.collectDefaultMetrics({ register: this.registry });

@@ -15,6 +15,8 @@ export interface WebConformanceTarget {
   identity: Identity;
   /** A target (login-name grammar) that reaches a healthy container. */
   login: string;
+  /** An identity the policy lets observe `identity`'s terminals there (and `identity` may not observe). */
+  observer?: Identity;
   close(): Promise<void>;
 }
 
@@ -23,6 +25,8 @@ export interface WebConformanceHarness {
   start(): Promise<WebConformanceTarget>;
   /** A target that cannot be entered, and the one line the user must read. */
   errorCase?: { login: string; message: RegExp };
+  /** Its targets name an `observer` (the local backend's observe is in test/e2e/web-terminal.test.ts). */
+  observe?: boolean;
 }
 
 export function webConformance(h: WebConformanceHarness): void {
@@ -38,7 +42,7 @@ export function webConformance(h: WebConformanceHarness): void {
 
     before(async () => {
       t = await h.start();
-      server = await startTerminalServer(t.hub, { user: t.identity });
+      server = await startTerminalServer(t.hub, { user: t.identity, ...(t.observer ? { observer: t.observer } : {}) });
     });
     after(async () => {
       for (const c of clients) c.ws.terminate();
@@ -82,6 +86,29 @@ export function webConformance(h: WebConformanceHarness): void {
       await c.untilOutput(/now:31 97/);
       c.type('exit 5\r');
       assert.deepEqual(await c.untilMessage('exit'), { type: 'exit', status: 5 });
+    });
+
+    if (h.observe) it('observe: a permitted identity gets the screen, then live output, read-only; others are refused', async () => {
+      assert.ok(t.observer, 'the harness names an observer');
+      const owner = open({});
+      const { id } = await owner.untilMessage('session');
+      owner.type('echo "before:$((6*7))"\r');
+      await owner.untilOutput(/before:42/);
+      const watcher = new TermClient(server.url({ as: 'observer', observe: String(id) }));
+      clients.push(watcher);
+      assert.equal((await watcher.untilMessage('session')).observer, true);
+      assert.match(String((await watcher.untilMessage('screen')).data), /before:42/);
+      await owner.until(() => owner.messages.some((m) => m.type === 'observers' && m.count === 1), 'an observer count of 1');
+      watcher.type('echo OBSERVER-TYPED\r');
+      owner.type('echo "after:$((5*5))"\r');
+      await watcher.untilOutput(/after:25/);
+      assert.doesNotMatch(owner.text(), /OBSERVER-TYPED/);
+      const refused = new TermClient(server.url({ as: 'user', observe: String(id) }));
+      clients.push(refused);
+      assert.equal(await refused.closed, CLOSE.forbidden);
+      owner.type('exit 4\r');
+      assert.deepEqual(await owner.untilMessage('exit'), { type: 'exit', status: 4 });
+      assert.deepEqual(await watcher.untilMessage('exit'), { type: 'exit', status: 4 });
     });
 
     if (h.errorCase) {

@@ -53,19 +53,19 @@ describe('metrics and health (local backend)', () => {
     assert.ok(moved('podbridge_session_setup_seconds_sum', { backend: 'local' }) > 0);
     assert.ok(moved('podbridge_session_bytes_total', { direction: 'in' }) >= 5000, 'the 5000 bytes of stdin were counted');
     assert.ok(moved('podbridge_session_bytes_total', { direction: 'out' }) >= 5, '"5000\\n" was counted');
-    assert.equal(value(after, 'podbridge_sessions_open'), 0);
+    assert.equal(value(after, 'podbridge_sessions_open', { door: 'ssh' }), 0);
   });
 
   it('shows a running session in podbridge_sessions_open and counts it when it ends', async () => {
     // A command in a terminal, not a login shell: a login shell can take a minute to start on a loaded machine.
     const term = new InteractiveSsh({ port: b.port, key: b.key, login: 'x', command: 'read line; exit 0' });
     try {
-      await waitUntil('one open session', async () => value(await scrape(diag), 'podbridge_sessions_open') === 1);
+      await waitUntil('one open session', async () => value(await scrape(diag), 'podbridge_sessions_open', { door: 'ssh' }) === 1);
       const start = value(await scrape(diag), 'podbridge_sessions_total', { backend: 'local', kind: 'exec', outcome: 'exit-zero' });
       term.write('done\r');
       assert.equal(await term.waitExit(), 0);
       await waitUntil('the session counted as exit-zero', async () => value(await scrape(diag), 'podbridge_sessions_total', { backend: 'local', kind: 'exec', outcome: 'exit-zero' }) === start + 1);
-      assert.equal(value(await scrape(diag), 'podbridge_sessions_open'), 0);
+      assert.equal(value(await scrape(diag), 'podbridge_sessions_open', { door: 'ssh' }), 0);
     } finally {
       term.kill();
     }
@@ -75,7 +75,7 @@ describe('metrics and health (local backend)', () => {
     const d = await startTestBridge({ diagListen: '127.0.0.1:0', shutdownGrace: 30 });
     const port = d.bridge.diag!.address.port;
     const long = new InteractiveSsh({ port: d.port, key: d.key, login: 'x', command: 'sleep 60' });
-    await waitUntil('the session to run', async () => value(await scrape(port), 'podbridge_sessions_open') === 1);
+    await waitUntil('the session to run', async () => value(await scrape(port), 'podbridge_sessions_open', { door: 'ssh' }) === 1);
     const stopping = d.bridge.shutdown(30_000);
     await waitUntil('/readyz to turn 503', async () => (await httpGet(port, '/readyz')).status === 503);
     assert.equal((await httpGet(port, '/readyz')).body, 'not ready: listener: draining: shutting down, accepting no new connections\n');

@@ -182,18 +182,26 @@ rules:
     await page.close();
   });
 
-  it('another identity allowed to observe watches read-only and the owner is told', async () => {
+  it('the owner shares a read-only link; another identity allowed to observe opens it, watches read-only, and the owner is told', async () => {
     const page = await openTerminal(alice, b.key);
     const id = await storedSession(page, 'local');
     assert.ok(id);
+    // The owner's "share read-only link" copies the observe address (and shows it).
+    await alice.browser.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: web });
+    await page.click('#share');
+    await page.waitForSelector('#notice:not([hidden])');
+    const shared = /read-only link copied: (\S+)/.exec((await page.textContent('#notice')) ?? '')?.[1];
+    assert.equal(shared, `${web}/observe#${id}`);
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), shared);
     const watcher = await bob.page();
     await watcher.goto(await link(bobKey, null));
     await watcher.waitForSelector('#places');
-    await watcher.goto(`${web}/observe#${id}`);
+    await watcher.goto(shared!);
     await watcher.waitForSelector('#banner:not([hidden])', { timeout: 10_000 }).catch(async (err: Error) => {
       throw new Error(`${err.message}\n${await watcher.content()}\n${bob.problems.join('\n')}`);
     });
     assert.equal(new URL(watcher.url()).pathname + new URL(watcher.url()).hash, '/observe');
+    assert.equal(await watcher.isHidden('#share'), true, 'a watcher has no share control');
     await waitForStatus(page, /^1 watching$/);
     await type(page, 'echo shown-to-both\n');
     await waitForScreen(watcher, /^shown-to-both$/m);

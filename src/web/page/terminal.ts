@@ -101,6 +101,19 @@ export function openTerminal(open: Open): void {
     if (ws?.readyState !== WebSocket.OPEN) return;
     ws.send(JSON.stringify({ type: 'end' }));
   });
+  // The owner's read-only link: /observe#ID (the fragment never reaches a server or a log). It is no
+  // credential: who opens it still needs `observe` where this terminal runs.
+  const shareButton = $('share') as HTMLButtonElement;
+  shareButton.addEventListener('click', () => {
+    if (sessionId === null) return;
+    const url = `${location.origin}/observe#${sessionId}`;
+    term.focus(); // typing goes on into the terminal, not the button
+    const copied = navigator.clipboard?.writeText(url) ?? Promise.reject(new Error('no clipboard'));
+    copied.then(
+      () => notice(`read-only link copied: ${url}`),
+      () => notice(`read-only link (copy it): ${url}`),
+    );
+  });
   if (observer) {
     const banner = $('banner');
     banner.textContent = 'Read-only: you are watching someone else\'s session.';
@@ -111,6 +124,7 @@ export function openTerminal(open: Open): void {
     over = true;
     if (!observer) sessionStorage.removeItem(storageKey);
     endButton.hidden = true;
+    shareButton.hidden = true;
     status('');
     const buttons: HTMLElement[] = [];
     if (again !== null && !observer) {
@@ -176,6 +190,7 @@ export function openTerminal(open: Open): void {
           sessionId = msg.id;
           if (!observer) sessionStorage.setItem(storageKey, msg.id);
           state = msg.resumed ? 'resumed' : 'connected';
+          shareButton.hidden = observer;
           status(state);
           // The size may have changed while we were away.
           if (!observer && (msg.resumed || term.cols > 0)) socket.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows }));

@@ -6,6 +6,7 @@
  * not cut idle terminals. The wire protocol is in protocol.ts and docs/web.md.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
 import type { AuditEvent } from '../../audit.ts';
@@ -21,7 +22,7 @@ import { eventReporter, type EventReporter } from '../../session/events.ts';
 import type { IdentityLimits } from '../../session/limits.ts';
 import { formatTarget, parseTarget, type Target } from '../../target.ts';
 import { TerminalOutput } from './output.ts';
-import { clampSize, CLOSE, parseClientMessage, type ServerMessage } from './protocol.ts';
+import { clampSize, CLOSE, exitMessage, parseClientMessage, type ServerMessage } from './protocol.ts';
 import { Screen } from './screen.ts';
 
 export interface WebPrincipal {
@@ -53,11 +54,31 @@ export const KEEPALIVE_MS = 20_000;
 const RESIZE_COALESCE_MS = 50;
 /** Input the process has not read yet, per terminal, before the page's socket is paused. */
 const INPUT_HIGH_WATER = 64 * 1024;
+/** A ping without payload, server to client: two header bytes, which prove nothing about the peer. */
+const PING_FRAME_BYTES = 2;
+/** Ended terminals whose exit status a resuming page can still read (each kept for the grace period). */
+const ENDED_KEPT = 1000;
+
+/** Why the bridge closed a socket, for its disconnect audit event (set just before it closes it). */
+const closeReasons = new WeakMap<WebSocket, string>();
+
+/** A terminal that ended while its page was away: what that page would have read, for its return. */
+interface Ended {
+  identity: string;
+  exit: ServerMessage;
+  until: number;
+}
 
 export class TerminalHub {
   private readonly sessions = new Map<string, TerminalSession>();
-  /** Per socket: answered the last ping, and how many bytes had reached it then. */
-  private readonly alive = new WeakMap<WebSocket, { pong: boolean; written: number }>();
+  /** By terminal id, oldest first: bounded by ENDED_KEPT and by the grace period. */
+  private readonly ended = new Map<string, Ended>();
+  /**
+   * Per socket: answered the last ping since it went; bytes the kernel had taken when it went; a
+   * ping went unanswered with nothing drained since (one more such interval cuts it); the kernel's
+   * send queue for it when last looked at (null: not looked at, or not known on this system).
+   */
+  private readonly alive = new WeakMap<WebSocket, { pong: boolean; took: number; suspect: boolean; queued: number | null }>();
   private readonly sockets = new Set<WebSocket>();
   private readonly keepalive: NodeJS.Timeout | null;
   private closing = false;
@@ -76,11 +97,20 @@ export class TerminalHub {
   /** Called by the web door after authentication and the Origin check, with the upgraded socket. */
   handle(ws: WebSocket, principal: WebPrincipal, open: TerminalOpen): void {
     ws.on('error', () => {}); // a reset ends this socket only
+    const id = open.kind === 'new' ? randomBytes(16).toString('base64url') : open.session;
+    const socketEvents = this.connected(ws, principal, id, open.kind);
     this.track(ws);
     if (this.closing) return refuse(ws, CLOSE.normal, 'podbridge is shutting down; try again in a moment');
-    if (open.kind === 'new') return this.open(ws, principal, open);
+    if (open.kind === 'new') return this.open(ws, principal, open, id, socketEvents.conn);
     const session = this.sessions.get(open.session);
-    if (session === undefined || session.finished) return refuse(ws, CLOSE.noSuchSession, 'no such terminal session (it ended, or its grace period passed); open a new one');
+    if (session === undefined || session.finished) {
+      // Its process ended while the page was away (within the grace): the page reads how it ended,
+      // as it would have had it been attached.
+      const ended = open.kind === 'resume' ? this.endedFor(open.session, principal.identity.name) : null;
+      if (ended === null) return refuse(ws, CLOSE.noSuchSession, 'no such terminal session (it ended, or its grace period passed); open a new one');
+      send(ws, ended);
+      return closeWith(ws, CLOSE.normal, 'the terminal had ended; its exit status sent');
+    }
     if (open.kind === 'resume') {
       if (session.identity.name !== principal.identity.name) return refuse(ws, CLOSE.forbidden, 'this terminal session belongs to another identity; open a new one');
       return session.attach(ws, true);
@@ -93,7 +123,10 @@ export class TerminalHub {
     this.closing = true;
     if (this.keepalive) clearInterval(this.keepalive);
     await Promise.all([...this.sessions.values()].map((s) => s.end(reason)));
-    for (const ws of this.sockets) ws.terminate();
+    for (const ws of this.sockets) {
+      if (!closeReasons.has(ws)) closeReasons.set(ws, reason);
+      ws.terminate();
+    }
   }
 
   /** SIGTERM: tell every terminal, let them run up to `graceMs`, then end the rest. */
@@ -107,11 +140,38 @@ export class TerminalHub {
     await this.close('podbridge shut down');
   }
 
-  private open(ws: WebSocket, principal: WebPrincipal, open: Extract<TerminalOpen, { kind: 'new' }>): void {
+  /** The web door's connect audit event for `ws`, and its disconnect event (with why) when it closes. */
+  private connected(ws: WebSocket, principal: WebPrincipal, terminal: string, mode: TerminalOpen['kind']): EventReporter {
+    const events = eventReporter(this.deps.log, this.deps.audit, `web-${randomUUID().slice(0, 8)}`, principal.remote);
+    const who = { door: 'web' as const, identity: principal.identity.name, terminal: terminal.slice(0, 8) };
+    const at = Date.now();
+    events.audit({ event: 'connect', ...who, mode });
+    ws.once('close', (code: number) => {
+      const reason = closeReasons.get(ws) ?? (code === 1000 || code === 1001 || code === 4000 ? 'closed by the page' : 'connection lost');
+      events.audit({ event: 'disconnect', ...who, durationMs: Date.now() - at, reason, code });
+    });
+    return events;
+  }
+
+  /** The exit message of `id` if it ended within its grace period and belongs to `identity`. */
+  private endedFor(id: string, identity: string): ServerMessage | null {
+    this.pruneEnded();
+    const e = this.ended.get(id);
+    return e !== undefined && e.identity === identity ? e.exit : null;
+  }
+
+  private pruneEnded(): void {
+    const now = Date.now();
+    for (const [id, e] of this.ended) {
+      if (e.until > now && this.ended.size <= ENDED_KEPT) break;
+      this.ended.delete(id);
+    }
+  }
+
+  private open(ws: WebSocket, principal: WebPrincipal, open: Extract<TerminalOpen, { kind: 'new' }>, id: string, conn: string): void {
     const { identity } = principal;
     const { deps } = this;
-    const id = randomBytes(16).toString('base64url');
-    const events = eventReporter(deps.log, deps.audit, `web-${randomUUID().slice(0, 8)}`, principal.remote).child({ identity: identity.name, login: open.target.slice(0, 200), terminal: id.slice(0, 8) });
+    const events = eventReporter(deps.log, deps.audit, conn, principal.remote).child({ identity: identity.name, login: open.target.slice(0, 200), terminal: id.slice(0, 8) });
     if (!identity.permits.pty) {
       // The page is a terminal: without one the output would be unreadable.
       events.log.info('browser terminal refused: the credential does not permit a pty');
@@ -143,7 +203,11 @@ export class TerminalHub {
     const term = /^[A-Za-z0-9._+-]{1,64}$/.test(open.term) ? open.term : 'xterm-256color';
     // The browser's size before the process starts: no 80x24 first screen.
     core.requestTty({ term, ...size });
-    const session = new TerminalSession(id, identity, target, target instanceof BridgeError ? open.target.slice(0, 200) : formatTarget(target), core, deps.policy, size, events, (p) => eventReporter(deps.log, deps.audit, events.conn, p.remote).child({ terminal: id.slice(0, 8), observer: p.identity.name }), deps.session.webResumeGraceMs, () => {
+    const grace = deps.session.webResumeGraceMs;
+    const session = new TerminalSession(id, identity, target, target instanceof BridgeError ? open.target.slice(0, 200) : formatTarget(target), core, deps.policy, size, events, (p) => eventReporter(deps.log, deps.audit, events.conn, p.remote).child({ terminal: id.slice(0, 8), observer: p.identity.name }), grace, (exit) => {
+      this.ended.set(id, { identity: identity.name, exit: exitMessage(exit), until: Date.now() + grace });
+      this.pruneEnded();
+    }, () => {
       this.sessions.delete(id);
       deps.identities.sessions.release(identity.name);
     });
@@ -154,7 +218,7 @@ export class TerminalHub {
 
   private track(ws: WebSocket): void {
     this.sockets.add(ws);
-    this.alive.set(ws, { pong: true, written: 0 });
+    this.alive.set(ws, { pong: true, took: 0, suspect: false, queued: null });
     ws.on('pong', () => {
       const a = this.alive.get(ws);
       if (a) a.pong = true;
@@ -163,20 +227,38 @@ export class TerminalHub {
   }
 
   /**
-   * A socket that neither answered the last ping nor took any bytes since is dead (a laptop that
-   * slept): cut it. One still working through a backlog has its pong queued behind it: alive.
+   * A socket that answered the last ping is alive. One that did not may be a page working through a
+   * backlog, its pong queued behind it, so a missed pong only makes it a suspect: at the next ping
+   * it is still alive if it pongs, if the kernel took more bytes for it than our ping (only the
+   * peer's acknowledgements make room once its buffers are full), or if the kernel's own send queue
+   * for it shrank (Linux: /proc/net/tcp; the backlog may sit there entirely, with nothing left in
+   * Node). Neither pong nor drain for a whole interval: gone (a laptop that slept), cut it.
    */
   private ping(): void {
+    let queues: Map<string, number> | null | undefined;
+    const sendQueue = (ws: WebSocket) => kernelQueue((queues ??= readKernelQueues()), ws);
     for (const ws of this.sockets) {
       const a = this.alive.get(ws);
       if (!a) continue;
-      const written = bytesWritten(ws);
-      if (!a.pong && written === a.written) {
-        ws.terminate();
-        continue;
+      const took = kernelTook(ws);
+      if (!a.pong) {
+        const queued = sendQueue(ws);
+        const drained = took - a.took > PING_FRAME_BYTES || (queued !== null && a.queued !== null && queued < a.queued);
+        if (a.suspect && !drained) {
+          closeReasons.set(ws, 'no answer to keepalive pings and no bytes taken');
+          ws.terminate();
+          continue;
+        }
+        a.suspect = !drained;
+        a.queued = queued;
+      } else {
+        a.suspect = false;
+        a.queued = null;
       }
       a.pong = false;
-      a.written = written;
+      a.took = took;
+      // The queue when the ping goes, for a late pong's judgement (read only for suspects).
+      if (a.suspect || a.queued !== null) a.queued = sendQueue(ws);
       if (ws.readyState === WebSocket.OPEN) ws.ping();
     }
   }
@@ -208,6 +290,8 @@ class TerminalSession {
     /** Events about someone else on this terminal (an observer), with their own address. */
     private readonly reporterFor: (p: WebPrincipal) => EventReporter,
     private readonly graceMs: number,
+    /** The process ended (before onClosed): how, for a page that comes back within the grace. */
+    private readonly onExit: (exit: Exit) => void,
     onClosed: () => void,
   ) {
     this.screen = new Screen(size);
@@ -220,6 +304,7 @@ class TerminalSession {
           this.watchers.get(ws)?.events.log.info('observer dropped: too slow to keep up');
           // Its socket is full, so no goodbye would get through: cut it.
           this.removeObserver(ws);
+          closeReasons.set(ws, 'observer too slow to keep up');
           ws.terminate();
         },
       },
@@ -230,7 +315,7 @@ class TerminalSession {
       this.clearTimers();
       // The process is gone; a page or observer still attached learns it ended (if the core
       // said nothing, e.g. it ended after the grace period).
-      for (const ws of [this.owner, ...this.watchers.keys()]) ws?.close(CLOSE.normal);
+      for (const ws of [this.owner, ...this.watchers.keys()]) if (ws) closeWith(ws, CLOSE.normal, 'the terminal ended');
       this.owner = null;
       this.watchers.clear();
       this.screen.dispose();
@@ -246,7 +331,7 @@ class TerminalSession {
     this.output.ownerChanged();
     if (previous) {
       send(previous, { type: 'notice', message: 'this terminal was opened in another window' });
-      previous.close(CLOSE.normal);
+      closeWith(previous, CLOSE.normal, 'the terminal was opened in another window');
     }
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.graceTimer = null;
@@ -374,9 +459,11 @@ class TerminalSession {
     }, this.graceMs);
   }
 
-  private exited(_exit: Exit): void {
+  private exited(exit: Exit): void {
     this.finished = true;
-    for (const ws of [this.owner, ...this.watchers.keys()]) ws?.close(CLOSE.normal);
+    // Only a page that was away needs it later: one attached (or the one that ended it) read it now.
+    if (this.owner === null) this.onExit(exit);
+    for (const ws of [this.owner, ...this.watchers.keys()]) if (ws) closeWith(ws, CLOSE.normal, 'the terminal ended');
   }
 
   private sessionMessage(resumed: boolean, observer: boolean): ServerMessage {
@@ -397,12 +484,56 @@ function send(ws: WebSocket, message: ServerMessage): void {
 /** The one-line error an SSH user would get, then the close code that says what kind it is. */
 function refuse(ws: WebSocket, code: number, message: string): void {
   send(ws, { type: 'error', message });
+  closeWith(ws, code, `refused: ${message}`);
+}
+
+function closeWith(ws: WebSocket, code: number, reason: string): void {
+  if (!closeReasons.has(ws)) closeReasons.set(ws, reason);
   ws.close(code);
 }
 
-/** Bytes the socket under `ws` has written so far (ws keeps its net.Socket in `_socket`). */
-function bytesWritten(ws: WebSocket): number {
-  return (ws as unknown as { _socket?: { bytesWritten?: number } })._socket?.bytesWritten ?? 0;
+/**
+ * Bytes the kernel has taken from the socket under `ws` (ws keeps its net.Socket in `_socket`):
+ * `bytesWritten` counts what is still queued in Node too, `writableLength` is that queue.
+ */
+function kernelTook(ws: WebSocket): number {
+  const socket = (ws as unknown as { _socket?: { bytesWritten?: number; writableLength?: number } })._socket;
+  return (socket?.bytesWritten ?? 0) - (socket?.writableLength ?? 0);
+}
+
+/**
+ * The kernel's send queue (bytes not yet acknowledged by the peer) of every TCP socket, by
+ * "localPort:remotePort", from /proc/net/tcp{,6}; null where that does not exist. Read at most
+ * once per keepalive round, and only when a page missed a pong.
+ */
+function readKernelQueues(): Map<string, number> | null {
+  const queues = new Map<string, number>();
+  let found = false;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'latin1');
+    } catch {
+      continue;
+    }
+    found = true;
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 5) continue;
+      const local = f[1]!.split(':').pop()!;
+      const remote = f[2]!.split(':').pop()!;
+      const key = `${parseInt(local, 16)}:${parseInt(remote, 16)}`;
+      // Two sockets with the same ports (peers on different addresses): not known.
+      queues.set(key, queues.has(key) ? NaN : parseInt(f[4]!.split(':')[0]!, 16));
+    }
+  }
+  return found ? queues : null;
+}
+
+function kernelQueue(queues: Map<string, number> | null, ws: WebSocket): number | null {
+  const socket = (ws as unknown as { _socket?: { localPort?: number; remotePort?: number } })._socket;
+  const q = queues?.get(`${socket?.localPort}:${socket?.remotePort}`);
+  return q === undefined || Number.isNaN(q) ? null : q;
 }
 
 function toBuffer(data: RawData): Buffer {
