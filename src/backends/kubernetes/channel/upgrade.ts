@@ -9,7 +9,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { BridgeError, type ErrorCode } from '../../../errors.ts';
@@ -68,12 +69,34 @@ export function isProtocolRefusal(err: unknown): boolean {
   return err instanceof BridgeError && protocolRefusals.has(err);
 }
 
+/** client-node makes a plain https.Agent per request. An upgraded socket never goes back to it,
+ *  yet the socket's connect options would keep it (its maps and, through them, the TLS options)
+ *  for the whole session: both upgrades connect without it, with the same options and the
+ *  shared TLS context. A proxy agent (another class) stays. */
+function dropRequestAgent<T extends https.RequestOptions>(opts: T): T {
+  if (opts.agent instanceof https.Agent && opts.agent.constructor === https.Agent) delete opts.agent;
+  return opts;
+}
+
+/** What an agent would do to connect (https.Agent names the server for SNI unless it is an IP
+ *  address), without one. */
+function connectTls(options: http.ClientRequestArgs): Socket {
+  const o = options as tls.ConnectionOptions;
+  const host = o.host ?? 'localhost';
+  return tls.connect({ ...o, servername: o.servername ?? (net.isIP(host) ? undefined : host) });
+}
+
+function connectPlain(options: http.ClientRequestArgs): Socket {
+  return net.createConnection(options as net.NetConnectOpts);
+}
+
 /** Upgrades a POST to SPDY/3.1; resolves with the raw socket, the bytes that came with the 101,
  *  and the protocol the server chose (client-go's SpdyRoundTripper checks the same headers). */
 export async function upgradeSpdy(api: KubeApiClient, headers: RequestHeaders, req: UpgradeRequest): Promise<{ socket: Duplex; head: Buffer; protocol: string }> {
-  const opts = await api.connectionOptions(headers);
+  const opts = dropRequestAgent(await api.connectionOptions(headers));
   const url = api.url(req.path, req.query);
-  const request = url.protocol === 'http:' ? http.request : https.request;
+  const plain = url.protocol === 'http:';
+  const request = plain ? http.request : https.request;
   const unsupported = (why: string) => markProtocolRefusal(new BridgeError('unsupported', `the Kubernetes API server at ${api.server} ${why}`));
 
   return new Promise((resolve, reject) => {
@@ -87,6 +110,8 @@ export async function upgradeSpdy(api: KubeApiClient, headers: RequestHeaders, r
     };
     const r = request(url, {
       ...opts,
+      // With no agent, the request connects by itself, as ws does (see dropRequestAgent).
+      ...(opts.agent === undefined ? { createConnection: plain ? connectPlain : connectTls } : {}),
       method: 'POST',
       headers: { ...opts.headers, Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': [...req.protocols], 'Content-Length': '0' },
     });
@@ -131,11 +156,8 @@ export async function upgradeWebSocket<T>(
   req: WebSocketUpgradeRequest,
   take: (ws: WebSocket, protocol: string) => T,
 ): Promise<T> {
-  const conn = await api.connectionOptions(headers);
-  // client-node makes a plain https.Agent per request. An upgraded socket never goes back to it,
-  // yet the socket's connect options would keep it (and its maps) for the whole session: ws
-  // connects by itself with the same TLS options instead. A proxy agent (another class) stays.
-  if (conn.agent instanceof https.Agent && conn.agent.constructor === https.Agent) delete conn.agent;
+  // ws connects by itself with the same TLS options when there is no agent.
+  const conn = dropRequestAgent(await api.connectionOptions(headers));
   const url = api.url(req.path, req.query);
   url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
   const unsupported = (why: string) =>
