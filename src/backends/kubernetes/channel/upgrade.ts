@@ -146,6 +146,30 @@ export async function upgradeSpdy(api: KubeApiClient, headers: RequestHeaders, r
   });
 }
 
+/** What the handshake's request tells the upgrade: whether TCP connected (so a timeout can say
+ *  "unreachable" or "no answer") and, with a raw protocol header, the protocol answered. */
+interface HandshakeWatch {
+  connected: () => boolean;
+  rawChosen: string;
+}
+
+/** ws's finishRequest. The TLS socket keeps the options it was connected with, this function
+ *  among them, for the whole session: made out here, it holds only `watch`, not the scope of
+ *  upgradeWebSocket (the URL with its long exec query, the request, the API client), which was
+ *  about 2 KiB per idle session. */
+function finishRequestFor(watch: HandshakeWatch, rawProtocol: boolean): (request: ClientRequest) => void {
+  return (request) => {
+    watch.connected = watchConnected(request);
+    if (rawProtocol) {
+      request.prependListener('upgrade', (res: IncomingMessage) => {
+        watch.rawChosen = String(res.headers['sec-websocket-protocol'] ?? '');
+        delete res.headers['sec-websocket-protocol'];
+      });
+    }
+    request.end();
+  };
+}
+
 /** Opens a WebSocket offering the request's protocols and hands it, with the protocol the server
  *  chose, to `take` in the same turn as the handshake (frames that came with the 101 are emitted
  *  on the next tick: `take` attaches its listeners before that). Our listeners are gone by then;
@@ -162,8 +186,7 @@ export async function upgradeWebSocket<T>(
   url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
   const unsupported = (why: string) =>
     markProtocolRefusal(new BridgeError('unsupported', `the Kubernetes API server at ${api.server} speaks none of ${req.protocols.join(', ')} for ${req.what} over WebSocket (${why})`));
-  let connected = () => false;
-  let rawChosen = '';
+  const watch: HandshakeWatch = { connected: () => false, rawChosen: '' };
   // ws passes these through to https.request, so client-node's agent, CA, client certificate and
   // Authorization header apply unchanged; its typings only narrow the header value type.
   const options = {
@@ -173,17 +196,7 @@ export async function upgradeWebSocket<T>(
     followRedirects: false,
     ...(req.maxPayload !== undefined ? { maxPayload: req.maxPayload } : {}),
     ...(req.rawProtocol ? { headers: { ...conn.headers, 'Sec-WebSocket-Protocol': req.protocols.join(', ') } } : {}),
-    finishRequest: (request: ClientRequest) => {
-      // Only to learn whether TCP connected, so a timeout can say "unreachable" or "no answer".
-      connected = watchConnected(request);
-      if (req.rawProtocol) {
-        request.prependListener('upgrade', (res: IncomingMessage) => {
-          rawChosen = String(res.headers['sec-websocket-protocol'] ?? '');
-          delete res.headers['sec-websocket-protocol'];
-        });
-      }
-      request.end();
-    },
+    finishRequest: finishRequestFor(watch, req.rawProtocol === true),
   } as WebSocket.ClientOptions;
 
   return new Promise((resolve, reject) => {
@@ -202,14 +215,14 @@ export async function upgradeWebSocket<T>(
       );
     });
     ws.on('error', (err) => {
-      if (err.message === 'Opening handshake has timed out') return fail(connectTimeout(api, api.connectTimeoutMs, connected()));
+      if (err.message === 'Opening handshake has timed out') return fail(connectTimeout(api, api.connectTimeoutMs, watch.connected()));
       if (/subprotocol/i.test(err.message)) return fail(unsupported(err.message));
       fail(networkFailure(err, api));
     });
     ws.on('close', () => fail(new BridgeError(req.closedEarly, `the Kubernetes API server at ${api.server} closed the ${req.what} connection before it opened`)));
     ws.on('open', () => {
       if (settled) return;
-      const protocol = req.rawProtocol ? rawChosen : ws.protocol;
+      const protocol = req.rawProtocol ? watch.rawChosen : ws.protocol;
       if (!req.protocols.includes(protocol)) return fail(unsupported(`it answered subprotocol "${protocol}"`));
       // The caller installs its own listeners; ours must not outlive the handshake.
       ws.removeAllListeners();
