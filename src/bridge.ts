@@ -20,6 +20,7 @@ import { startWebDoor, type WebDoor } from './web/server.ts';
 import { identityLimits } from './session/limits.ts';
 import { TerminalHub } from './web/terminal/hub.ts';
 import type { Identity } from './policy/index.ts';
+import { unpoolSmallBuffers } from './buffer-pool.ts';
 
 export interface Bridge {
   server: BridgeServer;
@@ -50,6 +51,7 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 export async function startBridge(config: Config, log: Logger): Promise<Bridge> {
   // Before anything listens: an ssh2 without our patches must not serve (src/ssh/ssh2-patches.ts).
   assertSsh2Patched();
+  unpoolSmallBuffers();
   const hostKeys = loadHostKeys(config.hostKeys);
   for (const key of hostKeys) {
     log.info({ file: key.file, type: key.type, fingerprint: key.fingerprint, generated: key.generated }, key.generated ? 'host key generated' : 'host key loaded');

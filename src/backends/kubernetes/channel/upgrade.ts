@@ -9,7 +9,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { ClientRequest, IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { BridgeError, type ErrorCode } from '../../../errors.ts';
@@ -68,12 +69,34 @@ export function isProtocolRefusal(err: unknown): boolean {
   return err instanceof BridgeError && protocolRefusals.has(err);
 }
 
+/** client-node makes a plain https.Agent per request. An upgraded socket never goes back to it,
+ *  yet the socket's connect options would keep it (its maps and, through them, the TLS options)
+ *  for the whole session: both upgrades connect without it, with the same options and the
+ *  shared TLS context. A proxy agent (another class) stays. */
+function dropRequestAgent<T extends https.RequestOptions>(opts: T): T {
+  if (opts.agent instanceof https.Agent && opts.agent.constructor === https.Agent) delete opts.agent;
+  return opts;
+}
+
+/** What an agent would do to connect (https.Agent names the server for SNI unless it is an IP
+ *  address), without one. */
+function connectTls(options: http.ClientRequestArgs): Socket {
+  const o = options as tls.ConnectionOptions;
+  const host = o.host ?? 'localhost';
+  return tls.connect({ ...o, servername: o.servername ?? (net.isIP(host) ? undefined : host) });
+}
+
+function connectPlain(options: http.ClientRequestArgs): Socket {
+  return net.createConnection(options as net.NetConnectOpts);
+}
+
 /** Upgrades a POST to SPDY/3.1; resolves with the raw socket, the bytes that came with the 101,
  *  and the protocol the server chose (client-go's SpdyRoundTripper checks the same headers). */
 export async function upgradeSpdy(api: KubeApiClient, headers: RequestHeaders, req: UpgradeRequest): Promise<{ socket: Duplex; head: Buffer; protocol: string }> {
-  const opts = await api.connectionOptions(headers);
+  const opts = dropRequestAgent(await api.connectionOptions(headers));
   const url = api.url(req.path, req.query);
-  const request = url.protocol === 'http:' ? http.request : https.request;
+  const plain = url.protocol === 'http:';
+  const request = plain ? http.request : https.request;
   const unsupported = (why: string) => markProtocolRefusal(new BridgeError('unsupported', `the Kubernetes API server at ${api.server} ${why}`));
 
   return new Promise((resolve, reject) => {
@@ -87,6 +110,8 @@ export async function upgradeSpdy(api: KubeApiClient, headers: RequestHeaders, r
     };
     const r = request(url, {
       ...opts,
+      // With no agent, the request connects by itself, as ws does (see dropRequestAgent).
+      ...(opts.agent === undefined ? { createConnection: plain ? connectPlain : connectTls } : {}),
       method: 'POST',
       headers: { ...opts.headers, Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': [...req.protocols], 'Content-Length': '0' },
     });
@@ -121,6 +146,30 @@ export async function upgradeSpdy(api: KubeApiClient, headers: RequestHeaders, r
   });
 }
 
+/** What the handshake's request tells the upgrade: whether TCP connected (so a timeout can say
+ *  "unreachable" or "no answer") and, with a raw protocol header, the protocol answered. */
+interface HandshakeWatch {
+  connected: () => boolean;
+  rawChosen: string;
+}
+
+/** ws's finishRequest. The TLS socket keeps the options it was connected with, this function
+ *  among them, for the whole session: made out here, it holds only `watch`, not the scope of
+ *  upgradeWebSocket (the URL with its long exec query, the request, the API client), which was
+ *  about 2 KiB per idle session. */
+function finishRequestFor(watch: HandshakeWatch, rawProtocol: boolean): (request: ClientRequest) => void {
+  return (request) => {
+    watch.connected = watchConnected(request);
+    if (rawProtocol) {
+      request.prependListener('upgrade', (res: IncomingMessage) => {
+        watch.rawChosen = String(res.headers['sec-websocket-protocol'] ?? '');
+        delete res.headers['sec-websocket-protocol'];
+      });
+    }
+    request.end();
+  };
+}
+
 /** Opens a WebSocket offering the request's protocols and hands it, with the protocol the server
  *  chose, to `take` in the same turn as the handshake (frames that came with the 101 are emitted
  *  on the next tick: `take` attaches its listeners before that). Our listeners are gone by then;
@@ -131,17 +180,13 @@ export async function upgradeWebSocket<T>(
   req: WebSocketUpgradeRequest,
   take: (ws: WebSocket, protocol: string) => T,
 ): Promise<T> {
-  const conn = await api.connectionOptions(headers);
-  // client-node makes a plain https.Agent per request. An upgraded socket never goes back to it,
-  // yet the socket's connect options would keep it (and its maps) for the whole session: ws
-  // connects by itself with the same TLS options instead. A proxy agent (another class) stays.
-  if (conn.agent instanceof https.Agent && conn.agent.constructor === https.Agent) delete conn.agent;
+  // ws connects by itself with the same TLS options when there is no agent.
+  const conn = dropRequestAgent(await api.connectionOptions(headers));
   const url = api.url(req.path, req.query);
   url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
   const unsupported = (why: string) =>
     markProtocolRefusal(new BridgeError('unsupported', `the Kubernetes API server at ${api.server} speaks none of ${req.protocols.join(', ')} for ${req.what} over WebSocket (${why})`));
-  let connected = () => false;
-  let rawChosen = '';
+  const watch: HandshakeWatch = { connected: () => false, rawChosen: '' };
   // ws passes these through to https.request, so client-node's agent, CA, client certificate and
   // Authorization header apply unchanged; its typings only narrow the header value type.
   const options = {
@@ -151,17 +196,7 @@ export async function upgradeWebSocket<T>(
     followRedirects: false,
     ...(req.maxPayload !== undefined ? { maxPayload: req.maxPayload } : {}),
     ...(req.rawProtocol ? { headers: { ...conn.headers, 'Sec-WebSocket-Protocol': req.protocols.join(', ') } } : {}),
-    finishRequest: (request: ClientRequest) => {
-      // Only to learn whether TCP connected, so a timeout can say "unreachable" or "no answer".
-      connected = watchConnected(request);
-      if (req.rawProtocol) {
-        request.prependListener('upgrade', (res: IncomingMessage) => {
-          rawChosen = String(res.headers['sec-websocket-protocol'] ?? '');
-          delete res.headers['sec-websocket-protocol'];
-        });
-      }
-      request.end();
-    },
+    finishRequest: finishRequestFor(watch, req.rawProtocol === true),
   } as WebSocket.ClientOptions;
 
   return new Promise((resolve, reject) => {
@@ -180,14 +215,14 @@ export async function upgradeWebSocket<T>(
       );
     });
     ws.on('error', (err) => {
-      if (err.message === 'Opening handshake has timed out') return fail(connectTimeout(api, api.connectTimeoutMs, connected()));
+      if (err.message === 'Opening handshake has timed out') return fail(connectTimeout(api, api.connectTimeoutMs, watch.connected()));
       if (/subprotocol/i.test(err.message)) return fail(unsupported(err.message));
       fail(networkFailure(err, api));
     });
     ws.on('close', () => fail(new BridgeError(req.closedEarly, `the Kubernetes API server at ${api.server} closed the ${req.what} connection before it opened`)));
     ws.on('open', () => {
       if (settled) return;
-      const protocol = req.rawProtocol ? rawChosen : ws.protocol;
+      const protocol = req.rawProtocol ? watch.rawChosen : ws.protocol;
       if (!req.protocols.includes(protocol)) return fail(unsupported(`it answered subprotocol "${protocol}"`));
       // The caller installs its own listeners; ours must not outlive the handshake.
       ws.removeAllListeners();
