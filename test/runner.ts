@@ -258,7 +258,14 @@ function openTests(run: FileRun): Array<{ name: string; since: number; line?: nu
     if (e.type === 'start') {
       stack.length = Math.min(stack.length, e.nesting);
       stack.push({ name: e.name, since: e.at ?? run.started, line: e.line });
-    } else stack.length = Math.min(stack.length, e.nesting);
+    } else {
+      stack.length = Math.min(stack.length, e.nesting);
+      // Between two tests of a suite the suite is innermost: its clock restarts when a test of it
+      // ends, or a describe whose tests add up past the per-test budget was stopped in the gap
+      // (loaded run 2 of kubernetes-lifecycle, each test well within it).
+      const parent = stack[e.nesting - 1];
+      if (parent !== undefined) parent.since = e.at ?? parent.since;
+    }
   }
   return stack;
 }

@@ -18,6 +18,7 @@ import {
   V5_PROTOCOL,
   type FakeApiServerOptions,
 } from '../fixtures/kube-apiserver/index.ts';
+import { ContainerRuntime, type ContainerProcess } from '../fixtures/kube-apiserver/processes.ts';
 import { compiled, REPO } from '../helpers/paths.ts';
 
 const TOKEN = 'test-token';
@@ -574,6 +575,47 @@ test('stdin backpressure: a process that does not read yet loses nothing, and CL
   await within(20_000, c.closed, 'close');
   assert.equal(c.output(1).trim(), String(128 * chunk.length));
   assert.equal(c.statusText(), '{"metadata":{},"status":"Success"}');
+});
+
+test('a full stdin pipe releases the exec socket when stdin ends or breaks, not only on drain', async (t) => {
+  // The v5 test above hung under load when its last data frame and the CLOSE came in one socket
+  // read: stdin was ended while the pipe was full, and a Writable emits no 'drain' once ending.
+  const root = mkdtempSync(join(tmpdir(), 'fake-runtime-'));
+  const runtime = new ContainerRuntime(root);
+  t.after(() => {
+    runtime.killAll();
+    rmSync(root, { recursive: true, force: true });
+  });
+  const start = (script: string): { proc: ContainerProcess; released: () => boolean; release: Promise<void>; stdout: () => string } => {
+    const outcome = runtime.spawn({ key: { namespace: 'demo', pod: 'shell', container: 'main' }, argv: ['sh', '-c', script], tty: false, stdin: true, noShell: false });
+    assert.ok(outcome.ok);
+    const proc = outcome.process;
+    let released = false;
+    let out = '';
+    const release = new Promise<void>((resolve) => {
+      proc.onStdinDrain(() => {
+        released = true;
+        resolve();
+      });
+    });
+    proc.onOutput((stream, chunk) => {
+      if (stream === 'stdout') out += chunk.toString('utf8');
+    });
+    return { proc, released: () => released, release, stdout: () => out };
+  };
+  const chunk = Buffer.alloc(256 * 1024, 0x61);
+
+  const ended = start('sleep 1; wc -c');
+  assert.equal(ended.proc.writeStdin(chunk), false, 'a reader that sleeps leaves the pipe full');
+  ended.proc.closeStdin();
+  await within(10_000, ended.proc.done, 'exit of wc');
+  assert.equal(ended.stdout().trim(), String(chunk.length), 'every byte reached the process before EOF');
+  assert.ok(ended.released(), 'stdin ended with the pipe full and the reader was never released');
+
+  const gone = start('sleep 0.2');
+  assert.equal(gone.proc.writeStdin(chunk), false);
+  await within(10_000, gone.proc.done, 'exit of a process that never reads');
+  await within(5000, gone.release, 'release after EPIPE');
 });
 
 test('v4.base64.channel.k8s.io uses text frames with a digit channel and base64 data', async (t) => {
