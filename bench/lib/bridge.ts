@@ -124,12 +124,14 @@ export async function startBridgeProcess(o: BridgeOptions): Promise<BridgeProces
     '--host-key', hostKey,
     '--authorized-keys', authorizedKeys,
     ...(o.backendArgs ?? ['--backend', 'kubernetes', '--kubeconfig', o.kubeconfig]),
-    // The scale scenario holds thousands of sessions of one key: lift the per-identity, per-source
-    // and start-up limits, keep every other default (keepalives, algorithms, logging at info).
+    // The scale scenario holds thousands of sessions of one key and the streams scenario opens 50
+    // connections at once from one address: lift the per-identity, per-source, start-up and
+    // unauthenticated-rate limits, keep every other default (keepalives, algorithms, logging at info).
     '--max-sessions-per-identity', '100000',
     '--max-connections-per-identity', '100000',
     '--max-connections-per-source', '100000',
     '--max-startups', '1000',
+    '--max-connection-rate', '0',
     '--shutdown-grace', '0',
     ...(o.extraArgs ?? []),
   ];
