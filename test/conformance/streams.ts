@@ -23,13 +23,13 @@ const IDLE_NOTICE = /^idle session; it ends in \d+ s unless there is activity$/;
 const DURATION_NOTICE = /^this session reaches its maximum duration \(63 s\) in 59 s$/;
 const SHUTDOWN_NOTICE = /^podbridge is shutting down; this session ends in 60 s$/;
 
-function seqText(from: number, to: number, eol = '\n'): Buffer {
+export function seqText(from: number, to: number, eol = '\n'): Buffer {
   const parts: string[] = [];
   for (let i = from; i <= to; i++) parts.push(`${i}${eol}`);
   return Buffer.from(parts.join(''));
 }
 
-const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+export const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
 interface SlowRun {
   code: number | null;
@@ -41,7 +41,7 @@ interface SlowRun {
  * `ssh [-tt] LOGIN COMMAND` (stdin at EOF at once unless `typeAfter`), reading nothing until `hold` resolves, then reading both
  * streams with a pause after each chunk. Fails (rather than hangs) when the session never ends.
  */
-function sshSlowReader(
+export function sshSlowReader(
   t: ConformanceTarget,
   command: string,
   opts: { tty: boolean; hold: () => Promise<void>; /** typed once this much stdout arrived */ typeAfter?: { bytes: number; text: string } },
