@@ -147,9 +147,9 @@ export function streamsConformance(h: ConformanceHarness): void {
           await waitUntil('the shutdown notice', () => seen(t, SHUTDOWN_NOTICE), 30_000);
         };
         const expected = seqText(1, 2500000, '\r\n'); // the terminal's onlcr
-        // The command waits for a line typed once all its output arrived: node-pty (the local
-        // backend's and the fake API server's terminal) drops what is still unread 200 ms after
-        // the process exits, a limit of its own that this test is not about.
+        // The command waits for a line typed once all its output arrived: this test is about the
+        // notices; output written just before an exit is local-exit-output.test.ts's (node-pty,
+        // the local backend's and the fake API server's terminal, needed a patch for it).
         const r = await sshSlowReader(t, 'stty -echo; seq 1 2500000; read x; exit 5', { tty: true, hold, typeAfter: { bytes: expected.length, text: '\n' } });
         assert.equal(r.stdout.length, expected.length, 'stdout length');
         assert.equal(sha256(r.stdout), sha256(expected), 'stdout bytes');
