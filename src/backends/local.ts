@@ -69,16 +69,6 @@ function validSignal(name: string): NodeJS.Signals | null {
   return full in os.constants.signals ? (full as NodeJS.Signals) : null;
 }
 
-/** The program itself (not its group) still exists, a zombie included until node-pty reaps it. */
-function groupLeaderAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Signals a process group; ESRCH (already gone) is the expected end state, not an error. */
 function killGroup(pid: number, signal: NodeJS.Signals): boolean {
   try {
@@ -109,59 +99,26 @@ class PtyProcess implements RemoteProcess {
   readonly canCloseStdin = true;
   readonly exited: Promise<Exit>;
   private ended = false;
-  /** While paused for a slow reader: watches for the program's exit (see drainAfterExit). */
-  private exitWatch: NodeJS.Timeout | null = null;
-  private draining = false;
 
   constructor(
     private readonly term: IPty,
     private readonly graceMs: number,
   ) {
-    this.stdout = new Readable({
-      read: () => {
-        this.stopExitWatch();
-        term.resume();
-      },
-    });
+    this.stdout = new Readable({ read: () => term.resume() });
     term.onData((data: string | Buffer) => {
       // node-pty pauses its socket on request: a slow SSH reader stops the process at its write().
-      if (!this.stdout.push(typeof data === 'string' ? Buffer.from(data) : data) && !this.draining) {
-        term.pause();
-        this.startExitWatch();
-      }
+      if (!this.stdout.push(typeof data === 'string' ? Buffer.from(data) : data)) term.pause();
     });
     this.stdin = ptyInput(term);
     this.exited = new Promise((resolve) => {
       term.onExit(({ exitCode, signal }) => {
         this.ended = true;
-        this.stopExitWatch();
-        // node-pty emits exit after its socket closed, so every byte was already pushed.
+        // node-pty emits exit after its socket closed, and (patches/node-pty+1.1.0+001) only after
+        // it handed over everything the program wrote, a paused reader's share included.
         this.stdout.push(null);
         resolve(signal ? { kind: 'signal', signal: signalName(signal), coreDumped: false } : { kind: 'code', code: exitCode });
       });
     });
-  }
-
-  /**
-   * node-pty destroys its socket 200 ms after the program exits, paused or not, and what the
-   * program wrote last would be lost while a slow reader holds us paused. So while paused we look
-   * for the program's exit; once it is gone we read the rest whatever the reader's pace: it is no
-   * more than the kernel's terminal buffer (a few KiB), so memory stays bounded.
-   */
-  private startExitWatch(): void {
-    if (this.exitWatch !== null || this.ended) return;
-    this.exitWatch = setInterval(() => {
-      if (groupLeaderAlive(this.term.pid)) return;
-      this.draining = true;
-      this.stopExitWatch();
-      this.term.resume();
-    }, 50);
-    this.exitWatch.unref();
-  }
-
-  private stopExitWatch(): void {
-    if (this.exitWatch !== null) clearInterval(this.exitWatch);
-    this.exitWatch = null;
   }
 
   resize(size: TerminalSize): void {

@@ -23,13 +23,13 @@ const IDLE_NOTICE = /^idle session; it ends in \d+ s unless there is activity$/;
 const DURATION_NOTICE = /^this session reaches its maximum duration \(63 s\) in 59 s$/;
 const SHUTDOWN_NOTICE = /^podbridge is shutting down; this session ends in 60 s$/;
 
-function seqText(from: number, to: number, eol = '\n'): Buffer {
+export function seqText(from: number, to: number, eol = '\n'): Buffer {
   const parts: string[] = [];
   for (let i = from; i <= to; i++) parts.push(`${i}${eol}`);
   return Buffer.from(parts.join(''));
 }
 
-const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+export const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 
 interface SlowRun {
   code: number | null;
@@ -41,7 +41,7 @@ interface SlowRun {
  * `ssh [-tt] LOGIN COMMAND` (stdin at EOF at once unless `typeAfter`), reading nothing until `hold` resolves, then reading both
  * streams with a pause after each chunk. Fails (rather than hangs) when the session never ends.
  */
-function sshSlowReader(
+export function sshSlowReader(
   t: ConformanceTarget,
   command: string,
   opts: { tty: boolean; hold: () => Promise<void>; /** typed once this much stdout arrived */ typeAfter?: { bytes: number; text: string } },
@@ -147,9 +147,9 @@ export function streamsConformance(h: ConformanceHarness): void {
           await waitUntil('the shutdown notice', () => seen(t, SHUTDOWN_NOTICE), 30_000);
         };
         const expected = seqText(1, 2500000, '\r\n'); // the terminal's onlcr
-        // The command waits for a line typed once all its output arrived: node-pty (the local
-        // backend's and the fake API server's terminal) drops what is still unread 200 ms after
-        // the process exits, a limit of its own that this test is not about.
+        // The command waits for a line typed once all its output arrived: this test is about the
+        // notices; output written just before an exit is local-exit-output.test.ts's (node-pty,
+        // the local backend's and the fake API server's terminal, needed a patch for it).
         const r = await sshSlowReader(t, 'stty -echo; seq 1 2500000; read x; exit 5', { tty: true, hold, typeAfter: { bytes: expected.length, text: '\n' } });
         assert.equal(r.stdout.length, expected.length, 'stdout length');
         assert.equal(sha256(r.stdout), sha256(expected), 'stdout bytes');
