@@ -56,6 +56,8 @@ export class InteractiveSsh {
   readonly term: IPty;
   private buffer = '';
   readonly exit: Promise<number>;
+  /** ssh's exit status once it has exited (node-pty reports the exit after the last output). */
+  private exitedWith: number | null = null;
 
   /** `forceTty: false` runs plain `ssh host` in the terminal: a pty is requested because stdin is
    *  a terminal, and a refused one is not fatal (with -tt OpenSSH gives up on a refusal). */
@@ -72,6 +74,7 @@ export class InteractiveSsh {
       this.buffer += d;
     });
     this.exit = new Promise((resolve) => this.term.onExit(({ exitCode }) => resolve(exitCode)));
+    void this.exit.then((code) => (this.exitedWith = code));
   }
 
   get output(): string {
@@ -88,6 +91,9 @@ export class InteractiveSsh {
     for (;;) {
       const m = this.buffer.slice(from).match(pattern);
       if (m) return m;
+      // Nothing more can come: say so at once, and that the session ended (a lost last output
+      // and a program that never printed look alike otherwise).
+      if (this.exitedWith !== null) throw new Error(`ssh exited (status ${this.exitedWith}) before ${pattern} appeared; output: ${JSON.stringify(this.buffer.slice(-2000))}`);
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; output so far: ${JSON.stringify(this.buffer.slice(-2000))}`);
       await new Promise((r) => setTimeout(r, 20));
     }
