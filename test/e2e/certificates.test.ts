@@ -22,6 +22,9 @@ import {
 } from '../../src/ssh/certificates.ts';
 import { authority, blobOf, ed25519PrivateKey, keyFactory } from '../helpers/keygen.ts';
 import { SshReader, sshString, sshUint32 } from '../../src/openssh/ssh-wire.ts';
+// Not ssh2.utils.generateKeyPairSync: about 1 in 250 of its ed25519 keys drop a leading zero byte of
+// the public key and its own parser refuses them ("Malformed OpenSSH private key", issue 16 loaded run 5).
+import { generateHostKeyPair } from '../../src/ssh/keys.ts';
 
 const keys = keyFactory('pb-cert-e2e-');
 after(() => keys.cleanup());
@@ -77,7 +80,7 @@ let server: ssh2.Server;
 let port = 0;
 
 before(async () => {
-  const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
+  const hostKey = generateHostKeyPair('ed25519', 0, 'test host key');
   server = new ssh2.Server({ hostKeys: [hostKey.private] }, (client: Connection, info: ClientInfo) => {
     client.on('authentication', (ctx: AuthContext) => onAuthentication(ctx, info));
     client.on('ready', () => {

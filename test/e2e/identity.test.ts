@@ -14,6 +14,7 @@ import type { AuthzAttributes } from '../fixtures/kube-apiserver/index.ts';
 import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.ts';
 import { InteractiveSsh, makeClientKey, runSsh, type ClientKey } from '../helpers/ssh-client.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-identity-'));
 const alice = makeClientKey('alice@laptop');
@@ -106,6 +107,10 @@ describe('identity and access', () => {
   let b: TestBridge;
   const policyFile = path.join(dir, 'policy.yaml');
   const auditFile = path.join(dir, 'audit.jsonl');
+  // The audit log is written asynchronously (pino, sync: false): a line can land just after the
+  // client has exited, so readers wait for the line they expect (issue 16, loaded run 6).
+  const auditEvents = (): Array<Record<string, unknown>> =>
+    fs.existsSync(auditFile) ? fs.readFileSync(auditFile, 'utf8').split('\n').filter((l) => l.endsWith('}')).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
 
   before(async () => {
     fs.writeFileSync(policyFile, policyText());
@@ -138,8 +143,7 @@ describe('identity and access', () => {
     assert.equal(r.code, 255);
     assert.equal(r.stdout.length, 0);
     assert.equal(r.stderr, 'podbridge: identity "alice" may not run commands in team-b/api-0: no rule allows namespace "team-b" (rules for alice: #1 team-a/web-* shell,commands,tty)\n');
-    const events = fs.readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.ok(events.some((e) => e.event === 'denied' && e.identity === 'alice' && e.target === 'team-b.api-0'), 'the denial is in the audit trail');
+    await waitUntil('the denial in the audit trail', () => auditEvents().some((e) => e.event === 'denied' && e.identity === 'alice' && e.target === 'team-b.api-0'));
     assert.equal(cluster.api.requests.length, before, 'no API call for a denied target');
   });
 
@@ -169,8 +173,9 @@ describe('identity and access', () => {
     assert.equal(r.stdout.toString(), 'team-b/api-0/api\n', r.stderr);
     const exec = cluster.api.requests.filter((c) => c.path.endsWith('/exec')).at(-1);
     assert.equal(exec?.user, 'bob@example.com');
-    const events = fs.readFileSync(auditFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const auth = events.filter((e) => e.event === 'auth' && e.result === 'success' && e.identity === 'bob').at(-1);
+    const bobAuth = (): Record<string, unknown> | undefined => auditEvents().filter((e) => e.event === 'auth' && e.result === 'success' && e.identity === 'bob').at(-1);
+    await waitUntil("bob's login in the audit trail", () => bobAuth() !== undefined);
+    const auth = bobAuth();
     assert.equal(auth?.certKeyId, 'bob-valid');
     assert.equal(auth?.certSerial, '42');
   });

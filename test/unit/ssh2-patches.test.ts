@@ -12,6 +12,9 @@ import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import ssh2 from 'ssh2';
 import type { Connection } from 'ssh2';
 import { ssh2Exec, startSsh2Server } from '../helpers/ssh2-peers.ts';
+// Not ssh2.utils.generateKeyPairSync: about 1 in 250 of its ed25519 keys drop a leading zero byte of
+// the public key and its own parser refuses them ("Malformed OpenSSH private key", issue 16 loaded run 5).
+import { generateHostKeyPair } from '../../src/ssh/keys.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -27,7 +30,7 @@ const mlkemModule = require('ssh2/lib/protocol/mlkem.js') as {
 };
 const constants = require('ssh2/lib/protocol/constants.js') as { SUPPORTED_KEX: string[]; DEFAULT_KEX: string[] };
 
-const hostKey = ssh2.utils.generateKeyPairSync('ed25519').private;
+const hostKey = generateHostKeyPair('ed25519', 0, 'test host key').private;
 
 describe('ssh2 patch 002: mlkem768x25519-sha256', () => {
   it('ML-KEM-768 backend passes the FIPS 203 accumulated known-answer test (100 vectors, as Go crypto/mlkem)', () => {
