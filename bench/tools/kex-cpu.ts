@@ -20,6 +20,7 @@ import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import ssh2 from 'ssh2';
 import type { Connection } from 'ssh2';
+import { generateHostKeyPair } from '../../src/ssh/keys.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -79,9 +80,7 @@ async function handshakeCpu(): Promise<void> {
   const kexes = ['curve25519-sha256', 'mlkem768x25519-sha256', 'sntrup761x25519-sha512'].filter((k) => clientKex.includes(k));
   // ssh -V prints to stderr
   const version = spawnSync(sshCommand[0]!, [...sshCommand.slice(1), '-V'], { encoding: 'utf8' }).stderr.split(',')[0]!;
-  let hostKey;
-  // ssh2's ed25519 generator makes an unreadable key about 1 in 300 times: retry.
-  do hostKey = ssh2.utils.generateKeyPairSync('ed25519').private; while (ssh2.utils.parseKey(hostKey) instanceof Error);
+  const hostKey = generateHostKeyPair('ed25519', 0, 'kex-cpu host key').private;
   const seen: string[] = [];
   const server = new ssh2.Server({ hostKeys: [hostKey], algorithms: { kex: kexes as ssh2.KexAlgorithm[] } }, (c: Connection) => {
     c.on('error', () => {});
