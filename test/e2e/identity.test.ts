@@ -15,6 +15,7 @@ import { startTestBridge, type TestBridge } from '../helpers/bridge.ts';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.ts';
 import { InteractiveSsh, makeClientKey, runSsh, type ClientKey } from '../helpers/ssh-client.ts';
 import { waitUntil } from '../helpers/wait.ts';
+import { readAuditEvents } from '../helpers/audit.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-identity-'));
 const alice = makeClientKey('alice@laptop');
@@ -110,7 +111,7 @@ describe('identity and access', () => {
   // The audit log is written asynchronously (pino, sync: false): a line can land just after the
   // client has exited, so readers wait for the line they expect (issue 16, loaded run 6).
   const auditEvents = (): Array<Record<string, unknown>> =>
-    fs.existsSync(auditFile) ? fs.readFileSync(auditFile, 'utf8').split('\n').filter((l) => l.endsWith('}')).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+    readAuditEvents(auditFile);
 
   before(async () => {
     fs.writeFileSync(policyFile, policyText());

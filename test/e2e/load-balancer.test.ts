@@ -25,6 +25,7 @@ import { startBridgeProcess, type BridgeProcess } from '../helpers/bridge-proces
 import { freePort, startHaproxy, type HaproxyProcess } from '../helpers/haproxy.ts';
 import { InteractiveSsh, makeClientKey, runSsh, type ClientKey, type SshResult } from '../helpers/ssh-client.ts';
 import { waitUntil } from '../helpers/wait.ts';
+import { readAuditEvents } from '../helpers/audit.ts';
 
 const CLIENT = '127.0.0.2';
 const BALANCER = '127.0.0.3';
@@ -38,7 +39,7 @@ let v2Port: number;
 let v1Port: number;
 
 const auditLines = (i: number): Array<Record<string, unknown>> =>
-  fs.existsSync(audits[i]!) ? fs.readFileSync(audits[i]!, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+  readAuditEvents(audits[i]!);
 
 async function startReplica(i: number): Promise<BridgeProcess> {
   return startBridgeProcess({

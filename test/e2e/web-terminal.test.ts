@@ -7,6 +7,7 @@
  * without bound.
  */
 import assert from 'node:assert/strict';
+import { readAuditEvents } from '../helpers/audit.ts';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -291,7 +292,7 @@ describe('browser terminal (TerminalHub over a WebSocket, local backend)', () =>
     const k = await startTestBridge({ backend: 'local', policy: path.join(dir, 'policy.yaml'), webKeepalive: 1, auditLog: audit, diagListen: '127.0.0.1:0' });
     const server = await startTerminalServer(k.bridge.terminals, identities);
     const diag = k.bridge.diag!.address.port;
-    const events = (): Array<Record<string, unknown>> => (fs.existsSync(audit) ? fs.readFileSync(audit, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : []);
+    const events = (): Array<Record<string, unknown>> => readAuditEvents(audit);
     const sessionsOpen = async () => {
       const m = await scrape(diag);
       return { ssh: value(m, 'podbridge_sessions_open', { door: 'ssh' }), web: value(m, 'podbridge_sessions_open', { door: 'web' }) };
