@@ -82,6 +82,16 @@ export function verdicts(r: Results): Verdict[] {
         met: rr === null ? null : rr >= goal,
       });
     }
+    // Issue 14's CPU target: the bridge's own CPU per GiB against OpenSSH sshd's for the same
+    // transfer (sshd serving a local shell, the OpenSSH path), a figure that load does not skew
+    // the way throughput is skewed.
+    const bridgeCpu = t.cpuSecondsPerGiB.podbridge?.bridge;
+    const sshdCpu = t.cpuSecondsPerGiB.openssh?.sshd;
+    out.push({
+      goal: `bridge CPU per GiB ${t.direction}ed ≤ OpenSSH sshd's`,
+      measured: bridgeCpu === undefined || sshdCpu === undefined ? 'not measured' : `${fmt(bridgeCpu)} vs ${fmt(sshdCpu)} CPU-s/GiB`,
+      met: bridgeCpu === undefined || sshdCpu === undefined ? null : bridgeCpu <= sshdCpu,
+    });
   }
   if (r.latency) {
     const a = r.latency.addedOverDirect;
