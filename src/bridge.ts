@@ -21,6 +21,7 @@ import { identityLimits } from './session/limits.ts';
 import { TerminalHub } from './web/terminal/hub.ts';
 import type { Identity } from './policy/index.ts';
 import { unpoolSmallBuffers } from './buffer-pool.ts';
+import { keepHeapHeadroom } from './heap-headroom.ts';
 
 export interface Bridge {
   server: BridgeServer;
@@ -52,6 +53,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   // Before anything listens: an ssh2 without our patches must not serve (src/ssh/ssh2-patches.ts).
   assertSsh2Patched();
   unpoolSmallBuffers();
+  keepHeapHeadroom();
   const hostKeys = loadHostKeys(config.hostKeys);
   for (const key of hostKeys) {
     log.info({ file: key.file, type: key.type, fingerprint: key.fingerprint, generated: key.generated }, key.generated ? 'host key generated' : 'host key loaded');

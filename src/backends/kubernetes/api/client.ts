@@ -9,7 +9,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { BridgeError } from '../../../errors.ts';
 import { connectTimeout, credentialFailure, networkFailure, type ApiServerRef } from './api-errors.ts';
 import { TlsContextCache } from './tls-context.ts';
