@@ -225,7 +225,7 @@ function startFile(source: string): FileRun {
       cwd: REPO,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, HOME: home, NODE_OPTIONS: nodeOptions, PODBRIDGE_TEST_REGISTRY: path.join(dir, REGISTERED_FILE) },
+      env: { ...process.env, HOME: home, NODE_OPTIONS: nodeOptions, PB_TEST_REGISTRY: path.join(dir, REGISTERED_FILE) },
     },
   );
   const run: FileRun = {

@@ -30,7 +30,10 @@ interface TestLike {
   reported?: unknown;
 }
 
-const out = process.env.PODBRIDGE_TEST_REGISTRY;
+// Read and removed at once: the processes a test starts (bridges, which refuse unknown PODBRIDGE_*
+// settings, the fake API server) inherit the environment, and only this process records.
+const out = process.env.PB_TEST_REGISTRY;
+delete process.env.PB_TEST_REGISTRY;
 if (out) {
   const seen: Array<{ test: TestLike; afterSummary: boolean }> = [];
   let root: TestLike | null = null;
