@@ -16,6 +16,10 @@
  * way. A file that outlives its last test by 5 s is asked what keeps it alive, and the run
  * says so (LINGER): such waits add up in every run.
  *
+ * Nothing passes in silence (issue 16): the run does not start from a build compiled from other
+ * sources (test/support/stale-build.ts), and a file that exits 0 fails unless every test and suite
+ * it registered (test/support/registered-tests.ts) was reported.
+ *
  * Usage: node build/test/runner.js [FILTER...]   (files whose path contains a FILTER)
  *        node build/test/runner.js --slow         (the slowest files and tests of the last run)
  *        node build/test/runner.js --budget FILE_S,TEST_S[,START_S] /abs/x.test.js   (a file
@@ -26,7 +30,10 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { EventLine } from './support/events-reporter.ts';
+import type { RegisteredLine } from './support/registered-tests.ts';
+import { staleSources } from './support/stale-build.ts';
 import { CODE, REPO } from './helpers/paths.ts';
 
 interface Budget {
@@ -57,6 +64,10 @@ const NATIVE_STACK_FRAMES = 18;
 /** How long a silent file's main thread may use no CPU before it counts as stuck. */
 const STUCK_MS = 5_000;
 const OUTPUT_TAIL_LINES = 60;
+/** Where test/support/registered-tests.ts writes what the file registered, in the file's dir. */
+const REGISTERED_FILE = 'registered.jsonl';
+/** How many unreported tests a failure names. */
+const UNREPORTED_NAMES = 10;
 
 interface FileRun {
   source: string; // test/unit/x.test.ts
@@ -87,6 +98,8 @@ interface FileResult {
   events: EventLine[];
   /** How long the process outlived its last test, when that was over LINGER_MS. */
   lingerMs: number | null;
+  /** Why tests the file registered count for nothing (issue 16), or null when all were reported. */
+  unreported: string | null;
 }
 
 interface Timings {
@@ -116,6 +129,13 @@ async function main(): Promise<number> {
     console.error(`no test file matches ${args.join(' ')}`);
     return 1;
   }
+  const stale = staleSources(path.join(CODE, '.tsbuildinfo'), REPO);
+  if (stale.length > 0) {
+    console.error(
+      `build/ was compiled from other sources than these (${stale.slice(0, 5).join(', ')}${stale.length > 5 ? `, and ${stale.length - 5} more` : ''}): run \`npm test\`, which compiles first. Issue 16: tests added to a file ran from an old build, which did not have them, and the run counted as passing.`,
+    );
+    return 1;
+  }
   // One more file than cores: measured on 2 shared cores, the suite's own processes used 22 % of
   // the CPU over a whole run (311 s in 701 s); its files mostly wait (ssh handshakes, dockerd).
   const concurrency = Math.max(1, Number(process.env.PODBRIDGE_TEST_CONCURRENCY ?? os.availableParallelism() + 1));
@@ -139,7 +159,8 @@ async function main(): Promise<number> {
         readEvents(run);
         const now = Date.now();
         const lingerMs = run.finishedAt !== null && run.timedOut === null && now - run.finishedAt > LINGER_MS ? now - run.finishedAt : null;
-        const result: FileResult = { source: run.source, ms: now - run.started, code, timedOut: run.timedOut, events: run.events, lingerMs };
+        const unreported = code === 0 && run.timedOut === null ? findUnreported(run) : null;
+        const result: FileResult = { source: run.source, ms: now - run.started, code, timedOut: run.timedOut, events: run.events, lingerMs, unreported };
         results.push(result);
         printFile(run, result);
         if (lingerMs !== null) {
@@ -190,6 +211,7 @@ function startFile(source: string): FileRun {
   const home = path.join(dir, 'home');
   fs.mkdirSync(home);
   const reporter = path.join(CODE, 'test/support/events-reporter.js');
+  const registry = pathToFileURL(path.join(CODE, 'test/support/registered-tests.js')).href;
   // Every node process the file starts (bridges, the fake API server) inherits NODE_OPTIONS, so
   // each can answer SIGUSR2 with a diagnostic report when the file goes over its budget.
   const nodeOptions = [process.env.NODE_OPTIONS ?? '', '--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${dir}`, '--enable-source-maps']
@@ -197,9 +219,14 @@ function startFile(source: string): FileRun {
     .trim();
   const child = spawn(
     process.execPath,
-    ['--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${reporter}`, `--test-reporter-destination=${path.join(dir, 'events.jsonl')}`, compiled],
+    [`--import=${registry}`, '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${reporter}`, `--test-reporter-destination=${path.join(dir, 'events.jsonl')}`, compiled],
     // Its own process group: a timeout stops the file and everything it started, at once.
-    { cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: home, NODE_OPTIONS: nodeOptions } },
+    {
+      cwd: REPO,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HOME: home, NODE_OPTIONS: nodeOptions, PB_TEST_REGISTRY: path.join(dir, REGISTERED_FILE) },
+    },
   );
   const run: FileRun = {
     source,
@@ -248,6 +275,42 @@ function readEvents(run: FileRun): void {
   const lines = (run.partial + chunk).split('\n');
   run.partial = lines.pop() ?? '';
   for (const l of lines) if (l.trim() !== '') run.events.push(JSON.parse(l) as EventLine);
+}
+
+/**
+ * Issue 16: a file that exits 0 passes only if every test and suite it registered was reported
+ * (passed, failed or skipped). node:test stops reporting once the event loop first empties; a
+ * test registered after that runs unreported and its failure cannot fail the file, so a file
+ * counted as passing could have run fewer tests than it declares. Null when all were reported.
+ */
+function findUnreported(run: FileRun): string | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(run.dir, REGISTERED_FILE), 'utf8');
+  } catch {
+    return 'the file exited without the record of the tests it registered (test/support/registered-tests.ts writes it at exit), so the runner cannot tell whether every one of them was reported';
+  }
+  const registered = text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as RegisteredLine);
+  const key = (nesting: number, name: string) => `${nesting}\t${name}`;
+  const reported = new Map<string, number>();
+  for (const e of run.events) {
+    if (e.type !== 'pass' && e.type !== 'fail') continue;
+    reported.set(key(e.nesting, e.name), (reported.get(key(e.nesting, e.name)) ?? 0) + 1);
+  }
+  const missing: RegisteredLine[] = [];
+  for (const r of registered) {
+    const left = reported.get(key(r.nesting, r.name)) ?? 0;
+    if (left > 0) reported.set(key(r.nesting, r.name), left - 1);
+    else missing.push(r);
+  }
+  if (missing.length === 0) return null;
+  const late = missing.some((m) => m.afterSummary) ? ' (some were registered after node:test had printed its summary: register every test synchronously when the file loads)' : '';
+  const names = missing.slice(0, UNREPORTED_NAMES).map((m) => `"${m.name}"`);
+  if (missing.length > UNREPORTED_NAMES) names.push(`and ${missing.length - UNREPORTED_NAMES} more`);
+  return `${missing.length} of the ${registered.length} tests and suites it registered were never reported, so they count for nothing (issue 16)${late}: ${names.join(', ')}`;
 }
 
 /** The tests started and not yet finished, outermost first, each with its start time. */
@@ -499,7 +562,7 @@ function summarizeReport(r: NodeReport): string[] {
 }
 
 function printFile(run: FileRun, r: FileResult): void {
-  const failed = r.code !== 0 || r.timedOut !== null;
+  const failed = r.code !== 0 || r.timedOut !== null || r.unreported !== null;
   const head = `${failed ? 'FAIL' : 'ok  '} ${r.source} (${(r.ms / 1000).toFixed(1)} s)`;
   const text = run.output.join('');
   // Passing files: the spec reporter's lines. Failing ones: everything they printed.
@@ -508,6 +571,7 @@ function printFile(run: FileRun, r: FileResult): void {
   if (r.code !== 0 && r.timedOut === null && !r.events.some((e) => e.type === 'fail')) {
     process.stdout.write(`FAIL ${r.source}: the process exited with ${r.code} without a failing test (a crash before or between tests; output above)\n`);
   }
+  if (r.unreported !== null) process.stdout.write(`FAIL ${r.source}: ${r.unreported}\n`);
 }
 
 function summarize(results: FileResult[], ms: number, previous: Timings | null, record: boolean): number {
@@ -532,6 +596,9 @@ function summarize(results: FileResult[], ms: number, previous: Timings | null, 
     } else if (r.code !== 0 && !r.events.some((e) => e.type === 'fail')) {
       failed++;
       failures.push(`${r.source}: exited with ${r.code} outside any test`);
+    } else if (r.unreported !== null) {
+      failed++;
+      failures.push(`${r.source}: ${r.unreported}`);
     }
   }
   const timings: Timings = {

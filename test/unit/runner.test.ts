@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import crypto from 'node:crypto';
 import { compiled, REPO } from '../helpers/paths.ts';
+import { staleSources } from '../support/stale-build.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pb-runner-test-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -75,10 +77,83 @@ describe('test runner', { concurrency: true }, () => {
     assert.match(r.out, /^1 passed, 0 failed$/m);
   });
 
+  it('a file whose tests were registered after node:test printed its summary fails, naming them (issue 16)', async () => {
+    // Once the event loop has emptied, node:test reports its summary and stops; a describe
+    // registered after that still runs, unreported, and the process exits 0.
+    const r = await runRunner(
+      'late.test.mjs',
+      [
+        `import { describe, it } from 'node:test';`,
+        `test('early', () => {});`,
+        `process.once('beforeExit', () => setTimeout(() => describe('late suite', () => { it('late one', () => {}); it('late two', () => {}); }), 10));`,
+      ].join('\n'),
+    );
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /FAIL .*late\.test\.mjs: 3 of the 4 tests and suites it registered were never reported, so they count for nothing \(issue 16\) \(some were registered after node:test had printed its summary[^)]*\): "late suite", "late one", "late two"/);
+    assert.match(r.out, /^1 passed, 1 failed$/m);
+  });
+
+  it('every test it registered reported, a file with suites, subtests and skips passes', async () => {
+    const r = await runRunner(
+      'nested.test.mjs',
+      [
+        `import { describe, it } from 'node:test';`,
+        `describe('outer', () => { describe('inner', () => { it('same name', () => {}); }); it('same name', () => {}); it.skip('skipped', () => {}); });`,
+        `test('with subtests', async (t) => { await t.test('sub', () => {}); });`,
+        `describe('async body', async () => { await new Promise((r) => setTimeout(r, 50)); it('registered after an await in its suite', () => {}); });`,
+      ].join('\n'),
+    );
+    assert.equal(r.code, 0, r.out);
+    assert.doesNotMatch(r.out, /never reported/);
+    assert.match(r.out, /^5 passed, 0 failed, 1 skipped$/m);
+  });
+
   it('passing and failing tests are counted in the closing line', async () => {
     const r = await runRunner('mixed.test.mjs', `test('a', () => {});\ntest('b', () => { throw new Error('boom'); });\ntest.skip('c', () => {});`);
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /mixed\.test\.mjs: b: boom/);
     assert.match(r.out, /^1 passed, 1 failed, 1 skipped$/m);
+  });
+});
+
+describe('stale build check', () => {
+  const sha = (text: string) => crypto.createHash('sha256').update(text).digest('hex');
+  function project(files: Record<string, string>, recorded: Record<string, string>, extra: object = {}): { info: string; repo: string } {
+    const repo = fs.mkdtempSync(path.join(dir, 'project-'));
+    for (const [name, text] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(repo, name)), { recursive: true });
+      fs.writeFileSync(path.join(repo, name), text);
+    }
+    fs.mkdirSync(path.join(repo, 'build'));
+    const names = Object.keys(recorded);
+    const info = path.join(repo, 'build/.tsbuildinfo');
+    // As tsc 5.x writes it: names relative to the build info, an object or a bare hash per file.
+    fs.writeFileSync(info, JSON.stringify({ fileNames: names.map((n) => `../${n}`), fileInfos: names.map((n, i) => (i % 2 ? sha(recorded[n]!) : { version: sha(recorded[n]!) })), ...extra }));
+    return { info, repo };
+  }
+
+  it('a build compiled from the sources as they are is not stale', () => {
+    const p = project({ 'src/a.ts': 'a', 'test/a.test.ts': 'b', 'node_modules/x/index.d.ts': 'new' }, { 'src/a.ts': 'a', 'test/a.test.ts': 'b', 'node_modules/x/index.d.ts': 'old' });
+    assert.deepEqual(staleSources(p.info, p.repo), []);
+  });
+
+  it('a test file changed since the build (a describe added) makes it stale, by name', () => {
+    const p = project({ 'src/a.ts': 'a', 'test/conformance/local.test.ts': "conformance(h);\ndescribe('added', () => {});\n" }, { 'src/a.ts': 'a', 'test/conformance/local.test.ts': 'conformance(h);\n' });
+    assert.deepEqual(staleSources(p.info, p.repo), ['test/conformance/local.test.ts']);
+  });
+
+  it('files tsc has not emitted yet make it stale; no build info, nothing to compare', () => {
+    const p = project({ 'src/a.ts': 'a' }, { 'src/a.ts': 'a' }, { affectedFilesPendingEmit: [1] });
+    assert.equal(staleSources(p.info, p.repo).length, 1);
+    assert.deepEqual(staleSources(path.join(dir, 'no-such.tsbuildinfo'), p.repo), []);
+  });
+
+  it("this checkout's build records each source by the sha256 of its text (the format the check reads)", () => {
+    // Guards the check against a TypeScript that records something else: it would find nothing stale, ever.
+    const info = JSON.parse(fs.readFileSync(compiled('.tsbuildinfo'), 'utf8')) as { fileNames: string[]; fileInfos: Array<string | { version: string }> };
+    const i = info.fileNames.indexOf('../test/support/stale-build.ts');
+    assert.ok(i >= 0, 'test/support/stale-build.ts is in build/.tsbuildinfo');
+    const entry = info.fileInfos[i]!;
+    assert.equal(typeof entry === 'string' ? entry : entry.version, sha(fs.readFileSync(path.join(REPO, 'test/support/stale-build.ts'), 'utf8')));
   });
 });
