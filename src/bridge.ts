@@ -11,7 +11,7 @@ import { PolicySource, type ReloadResult } from './policy/index.ts';
 import { policyAuthenticator } from './ssh/auth.ts';
 import { loadHostKeys } from './ssh/keys.ts';
 import { startServer, type BridgeServer } from './ssh/server.ts';
-import { assertSsh2Patched } from './ssh/ssh2-patches.ts';
+import { assertPatched } from './patched-dependencies.ts';
 import { startDiagServer, type DiagServer } from './ops/diag-server.ts';
 import { Metrics, tapAudit } from './ops/metrics.ts';
 import { sessionTaps } from './ops/session-tap.ts';
@@ -50,8 +50,8 @@ export function stopBoundMs(config: Pick<Config, 'shutdownGraceMs' | 'session'>)
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
 export async function startBridge(config: Config, log: Logger): Promise<Bridge> {
-  // Before anything listens: an ssh2 without our patches must not serve (src/ssh/ssh2-patches.ts).
-  assertSsh2Patched();
+  // Before anything listens: dependencies without our patches must not serve (src/patched-dependencies.ts).
+  assertPatched();
   unpoolSmallBuffers();
   keepHeapHeadroom();
   const hostKeys = loadHostKeys(config.hostKeys);
