@@ -62,7 +62,7 @@ export function keepHeapHeadroom(): void {
   observer.observe({ entryTypes: ['gc'] });
 }
 
-/** The percent last set (for tests and the start-up log); -1 before keepHeapHeadroom. */
+/** The percent last set (read by test/unit/heap-headroom.test.ts); -1 before keepHeapHeadroom. */
 export function heapGrowingPercent(): number {
   return current;
 }
