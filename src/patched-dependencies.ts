@@ -47,6 +47,7 @@ export const PATCHED_PACKAGES: readonly PatchedPackage[] = [
       { patch: '005', file: 'lib/protocol/constants.js', text: "'sntrup761x25519-sha512'" },
       { patch: '006', file: 'lib/Channel.js', text: 'function resumeWrites(channel) {' },
       { patch: '007', file: 'lib/server.js', text: 'const reject = (reasonCode, description) => {' },
+      { patch: '008', file: 'lib/protocol/kex.js', text: 'function agreedName(self, serverList, clientList, i) {' },
     ],
   },
   {

@@ -78,12 +78,14 @@ export function pump(from: Readable, to: Writable, opts: PumpOptions): Promise<P
     };
 
     if (opts.signal?.aborted) return onAbort();
+    // on(), not once(): settle() removes them all, and each once() costs a wrapper object and a
+    // bound function for as long as the pump runs (a session's life: 8 per session).
     from.on('data', onData);
-    from.once('end', onEnd);
-    from.once('error', onFromError);
+    from.on('end', onEnd);
+    from.on('error', onFromError);
     to.on('drain', onDrain);
-    to.once('error', onToError);
-    to.once('close', onToClose);
+    to.on('error', onToError);
+    to.on('close', onToClose);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (from.readableEnded) onEnd();
     else from.resume();

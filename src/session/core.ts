@@ -16,7 +16,7 @@ import { pump } from '../pipe.ts';
 import { authorize, planSession, type AccessRequest, type Decision, type PolicySource } from '../policy/index.ts';
 import { formatTarget, type Target } from '../target.ts';
 import type { SessionTap, SessionTaps } from '../ops/session-tap.ts';
-import { formatDuration } from './duration.ts';
+import { Deadline, formatDuration } from './duration.ts';
 import type { EventReporter } from './events.ts';
 import { checkTty, EnvRequests, REQUEST_LIMITS, runKind, SFTP_SERVER_COMMAND, type RunRequest } from './requests.ts';
 import type { SessionSink } from './sink.ts';
@@ -69,6 +69,9 @@ export class SessionCore {
   private endReason: string | null = null;
   private lastActivity = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
+  private maxDuration: Deadline | null = null;
+  /** Set once the session's timers are cleared: nothing re-arms one after that. */
+  private timersCleared = false;
   /** The session's log (the connection's fields bound). */
   readonly log: Logger;
   private resolvedPlace: ResolvedPlace | null = null;
@@ -300,27 +303,33 @@ export class SessionCore {
     const { idleTimeoutMs, maxDurationMs, warningMs } = this.ctx.timeouts;
     if (maxDurationMs > 0) {
       const limit = formatDuration(maxDurationMs);
-      if (maxDurationMs > warningMs && warningMs > 0) {
-        this.timers.push(setTimeout(() => this.notify(`this session reaches its maximum duration (${limit}) in ${formatDuration(warningMs)}`), maxDurationMs - warningMs));
-      }
-      this.timers.push(setTimeout(() => void this.end(`maximum session duration (${limit}) reached`), maxDurationMs));
+      this.maxDuration = new Deadline(
+        maxDurationMs,
+        warningMs,
+        () => this.notify(`this session reaches its maximum duration (${limit}) in ${formatDuration(warningMs)}`),
+        () => void this.end(`maximum session duration (${limit}) reached`),
+      );
     }
     if (idleTimeoutMs > 0) {
       let warned = false;
-      const check = () => {
+      // One Timeout, re-armed after each look: a new one per look, kept in `timers`, grew the
+      // session by one Timeout a second for its whole life.
+      const idleCheck: NodeJS.Timeout = setTimeout(() => {
         const idle = Date.now() - this.lastActivity;
         if (idle >= idleTimeoutMs) return void this.end(`idle for ${formatDuration(idleTimeoutMs)}`);
         if (!warned && warningMs > 0 && idle >= idleTimeoutMs - warningMs) {
           warned = true;
           this.notify(`idle session; it ends in ${formatDuration(idleTimeoutMs - idle)} unless there is activity`);
         } else if (idle < idleTimeoutMs - warningMs) warned = false;
-        this.timers.push(setTimeout(check, Math.min(1000, idleTimeoutMs / 4)));
-      };
-      this.timers.push(setTimeout(check, Math.min(1000, idleTimeoutMs / 4)));
+        if (!this.timersCleared) idleCheck.refresh();
+      }, Math.min(1000, idleTimeoutMs / 4));
+      this.timers.push(idleCheck);
     }
   }
 
   private clearTimers(): void {
+    this.timersCleared = true;
+    this.maxDuration?.clear();
     for (const t of this.timers) clearTimeout(t);
     this.timers.length = 0;
   }

@@ -19,12 +19,15 @@ export interface EventReporter {
 }
 
 export function eventReporter(log: Logger, audit: { emit(e: AuditEvent): void }, conn: string, remote: string): EventReporter {
-  const make = (l: Logger): EventReporter => ({
+  // Each child is made from `log` with every field so far, not as a child of the last one: pino
+  // makes a child's prototype its parent logger, so a chain keeps every logger of the chain (the
+  // pre-auth one for a session's whole life) where one flat child keeps one.
+  const make = (fields: Record<string, unknown>): EventReporter => ({
     conn,
     remote,
-    log: l,
+    log: log.child(fields),
     audit: (e) => audit.emit({ ...e, conn, remote } as AuditEvent),
-    child: (fields) => make(l.child(fields)),
+    child: (more) => make({ ...fields, ...more }),
   });
-  return make(log.child({ conn, remote }));
+  return make({ conn, remote });
 }

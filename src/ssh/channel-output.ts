@@ -57,7 +57,7 @@ export class ChannelOutput {
     this.stdout = this.makeStream('stdout');
     this.stderr = this.makeStream('stderr');
     // ssh2 drops writes on a closed channel without calling back: release everyone instead.
-    channel.once('close', () => this.close());
+    channel.on('close', () => this.close()); // close() runs once; on() spares once()'s wrapper
   }
 
   /** One line of the bridge's own, sent on stderr (extended data) at the next line boundary of

@@ -15,7 +15,7 @@ import type { Authenticator, Credential } from './auth.ts';
 import { sourceKey, type SourceBackoff } from './limits.ts';
 import type { Audit } from '../audit.ts';
 import { Session } from './session.ts';
-import { formatDuration } from '../session/duration.ts';
+import { Deadline, formatDuration } from '../session/duration.ts';
 import { eventReporter } from '../session/events.ts';
 import type { KeyedCounter } from '../session/limits.ts';
 import type { SessionTaps } from '../ops/session-tap.ts';
@@ -82,6 +82,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
   let failures = 0;
   const sessions = new Set<Session>();
   const timers: NodeJS.Timeout[] = [];
+  let lifetime: Deadline | null = null;
   const releases: Array<() => void> = [];
 
   const refuse = (ctx: AuthContext, reason: string, fields: { fingerprint?: string; keyType?: string } = {}, quiet = false) => {
@@ -263,16 +264,18 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
     const { warningMs } = config.session;
     if (maxConnectionMs <= 0) return;
     const limit = formatDuration(maxConnectionMs);
-    if (maxConnectionMs > warningMs && warningMs > 0) {
-      timers.push(setTimeout(() => {
+    lifetime = new Deadline(
+      maxConnectionMs,
+      warningMs,
+      () => {
         for (const s of sessions) s.notify(`this connection reaches its maximum lifetime (${limit}) in ${formatDuration(warningMs)}`);
-      }, maxConnectionMs - warningMs));
-    }
-    timers.push(setTimeout(() => {
-      log.info({ limit }, 'maximum connection time reached; closing');
-      events.audit({ event: 'limit', limit: 'max-connection-time', detail: `${maxConnectionMs} ms` });
-      close(`maximum connection time (${limit}) reached`);
-    }, maxConnectionMs));
+      },
+      () => {
+        log.info({ limit }, 'maximum connection time reached; closing');
+        events.audit({ event: 'limit', limit: 'max-connection-time', detail: `${maxConnectionMs} ms` });
+        close(`maximum connection time (${limit}) reached`);
+      },
+    );
   };
 
   // direct-tcpip into the login's pod (src/forwarding/); what is not forwarded is refused with a reason.
@@ -293,6 +296,7 @@ export function handleConnection(client: SshConnection, info: ClientInfo, shared
 
   client.on('error', (err: Error) => log.debug({ err: err.message }, 'connection error'));
   client.on('close', () => {
+    lifetime?.clear();
     for (const t of timers) clearTimeout(t);
     for (const release of releases.splice(0)) release();
     shared.connections.delete(handle);

@@ -22,7 +22,14 @@ export class Session {
    *  that (a shutdown) makes the client drop output it still holds. */
   readonly delivered = new Promise<void>((r) => (this.resolveDelivered = r));
 
-  constructor(ssh: SshSession, ctx: SessionCoreContext) {
+  /** Requests that mean nothing once the shell, command or subsystem runs (ssh2 refuses them
+   *  then anyway). Their listeners go at start: an idle session held ~400 bytes of them. */
+  private static readonly SETUP_REQUESTS = ['pty', 'env', 'shell', 'exec', 'subsystem', 'auth-agent', 'x11'] as const;
+
+  constructor(
+    private readonly ssh: SshSession,
+    ctx: SessionCoreContext,
+  ) {
     const core = new SessionCore(ctx);
     this.core = core;
     this.closed = core.closed;
@@ -84,6 +91,7 @@ export class Session {
     channel.on('error', (err: Error) => this.core.log.debug({ err: err.message }, 'channel error'));
     channel.stderr.on('error', () => {});
     this.core.start(channelSink(channel, new ChannelOutput(channel, tty)), channel, request);
+    for (const name of Session.SETUP_REQUESTS) this.ssh.removeAllListeners(name);
   }
 }
 

@@ -20,11 +20,13 @@ export interface Ssh2TestServer {
   close(): void;
 }
 
-/** A server offering `kex` that accepts anyone and answers `exec` with `ran <command>`. */
-export async function startSsh2Server(kex: string[]): Promise<Ssh2TestServer> {
+/** A server offering `kex` that accepts anyone and answers `exec` with `ran <command>`;
+ *  `onConnection` sees each connection first. */
+export async function startSsh2Server(kex: string[], onConnection?: (client: Connection) => void): Promise<Ssh2TestServer> {
   const errors: Error[] = [];
   const negotiated: string[] = [];
   const server = new ssh2.Server({ hostKeys: [hostKey], algorithms: { kex: kex as ssh2.KexAlgorithm[] } }, (client: Connection) => {
+    onConnection?.(client);
     client.on('error', (err) => errors.push(err));
     client.on('handshake', (n) => negotiated.push(n.kex));
     client.on('authentication', (ctx) => ctx.accept());

@@ -10,7 +10,10 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { KubeApiClient } from '../../src/backends/kubernetes/api/client.ts';
+import { upgradeWebSocket } from '../../src/backends/kubernetes/channel/upgrade.ts';
+import { BridgeError } from '../../src/errors.ts';
 import { loadKubeconfig } from '../../src/backends/kubernetes/api/kubeconfig.ts';
 import { makeServingMaterial, type ServingMaterial } from '../fixtures/kube-apiserver/tls.ts';
 
@@ -86,5 +89,49 @@ describe('TLS context shared by API-server connections', () => {
     assert.notEqual(after.secureContext, before.secureContext);
     const answer = await api.getJson('/version', {});
     assert.equal(answer.status, 200);
+  });
+
+  it('an upgraded socket keeps neither the request headers (the Bearer token) nor the long query of its URL', async () => {
+    fs.writeFileSync(caFile(), second.caPem);
+    server.setSecureContext({ cert: second.certPem, key: second.keyPem });
+    const wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => [...offered][0] ?? false });
+    let authorization: string | undefined;
+    const onUpgrade = (req: import('node:http').IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) => {
+      authorization = req.headers.authorization;
+      wss.handleUpgrade(req, socket, head, (peer) => peer.on('error', () => {}));
+    };
+    server.on('upgrade', onUpgrade);
+    let ws: WebSocket | undefined;
+    try {
+      ws = await upgradeWebSocket(
+        api,
+        {},
+        {
+          path: '/api/v1/namespaces/ns/pods/p/exec',
+          query: new URLSearchParams({ command: 'x'.repeat(2000) }),
+          protocols: ['v5.channel.k8s.io'],
+          what: 'exec',
+          closedEarly: 'exec-failed',
+          refused: (status) => new BridgeError('exec-failed', `refused with ${status}`),
+        },
+        (socket) => socket,
+      );
+      assert.equal(authorization, 'Bearer t', 'the token went with the request');
+      const port = (server.address() as AddressInfo).port;
+      assert.equal(ws.url, `wss://127.0.0.1:${port}/api/v1/namespaces/ns/pods/p/exec`);
+      // Node keeps a socket's connect options for its whole life (kConnectOptions).
+      const socket = (ws as unknown as { _socket: object })._socket;
+      const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'connect-options');
+      assert.ok(sym, "Node's connect options are where this test looks");
+      const kept = (socket as Record<symbol, Record<string, unknown>>)[sym]!;
+      assert.equal(kept.headers, undefined);
+      assert.equal(kept.finishRequest, undefined);
+      assert.doesNotMatch(JSON.stringify(kept, (_k, v: unknown) => (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) !== Object.prototype ? undefined : v)), /Bearer|authorization/i);
+      assert.equal(kept.servername, undefined, 'no SNI for an IP address, as an agent would do');
+    } finally {
+      ws?.terminate();
+      server.off('upgrade', onUpgrade);
+      wss.close();
+    }
   });
 });

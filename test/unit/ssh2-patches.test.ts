@@ -216,3 +216,60 @@ describe('ssh2 patch 004: pooled random padding', () => {
     assert.ok(Math.min(...counts) > 30 && Math.max(...counts) < 220, `byte counts ${Math.min(...counts)}..${Math.max(...counts)}`);
   });
 });
+
+describe('ssh2 patch 008: key exchange state released after the handshake', () => {
+  interface KexState {
+    finish?: unknown;
+    sessionID?: Buffer;
+    negotiated: { kex: string; cs: { cipher: string } };
+  }
+  const kexOf = (conn: Connection) => (conn as unknown as { _protocol: { _kex: KexState } })._protocol._kex;
+
+  it('keeps only the session identifier and the negotiated names once the keys are in place, no closure with the shared secret; a rekey still works', async () => {
+    const seen: Array<{ finish: unknown; sessionID: Buffer | undefined; kex: string; keys: string[] }> = [];
+    let serverConn: Connection | undefined;
+    const server = await startSsh2Server(constants.DEFAULT_KEX, (conn) => {
+      serverConn = conn;
+      conn.on('handshake', () => {
+        // 'handshake' is emitted as the new keys take effect; look once this turn is over.
+        setImmediate(() => {
+          const k = kexOf(conn);
+          seen.push({ finish: k.finish, sessionID: k.sessionID, kex: k.negotiated.kex, keys: Object.keys(k).sort() });
+        });
+      });
+    });
+    const client = new ssh2.Client();
+    const exec = (command: string) =>
+      new Promise<string>((resolve, reject) => {
+        client.exec(command, (err, channel) => {
+          if (err) return reject(err);
+          let out = '';
+          channel.on('data', (d: Buffer) => (out += d.toString()));
+          channel.on('close', () => resolve(out));
+        });
+      });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.on('ready', resolve).on('error', reject);
+        client.connect({ host: '127.0.0.1', port: server.port, username: 'u' });
+      });
+      assert.equal(await exec('one'), 'ran one\n');
+      // The server starts the rekey (ssh2's client has no rekey()).
+      await new Promise<void>((resolve) => serverConn!.rekey(() => resolve()));
+      assert.equal(await exec('two'), 'ran two\n');
+      await new Promise((r) => setImmediate(r));
+      assert.equal(seen.length, 2, 'the first key exchange and the rekey');
+      for (const s of seen) {
+        assert.equal(s.finish, undefined, 'no completeHandshake closure left on the key exchange');
+        assert.deepEqual(s.keys, ['negotiated', 'sessionID'], 'only what the connection still reads is kept');
+        assert.ok(s.sessionID && s.sessionID.length > 0, 'the session identifier stays (user auth and rekeys sign it)');
+      }
+      assert.ok((constants.DEFAULT_KEX as string[]).includes(seen[0]!.kex));
+      // The server's negotiated name is its own list's entry, equal in value to the client's choice.
+      assert.equal(seen[0]!.kex, seen[1]!.kex);
+    } finally {
+      client.end();
+      server.close();
+    }
+  });
+});

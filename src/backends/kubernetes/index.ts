@@ -139,7 +139,9 @@ export async function createKubernetesBackend(options: KubernetesBackendOptions,
         slog.warn({ argv0: argv[0] }, 'process cleanup could not be guaranteed: the image has no /bin/sh, so the command runs directly (without TERM or environment) and no second exec can end what it leaves behind');
         return run(argv, ctl, false);
       };
-      const proc = await startUnderWrapper(() => run(command.argv, control, true), withoutShell);
+      // Bound, not an arrow: an arrow would put `command` (the wrapper script, ~1 KiB) into this
+      // scope's context, which the process's afterEnd keeps for the session's life.
+      const proc = await startUnderWrapper(run.bind(undefined, command.argv, control, true), withoutShell);
       slog.info({ protocol: proc.protocol, tty: spec.tty !== null, command: spec.command !== null }, 'exec started');
       live.add(proc);
       void proc.exited.then(() => live.delete(proc));

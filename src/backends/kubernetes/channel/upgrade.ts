@@ -78,10 +78,20 @@ function dropRequestAgent<T extends https.RequestOptions>(opts: T): T {
   return opts;
 }
 
+/** Request options that are not for the connection. A socket keeps the options it was connected
+ *  with for its whole life (Node's `kConnectOptions`): given the request's, every exec socket held
+ *  its request headers, the Bearer token among them, and ws's handshake callback, about 1.2 KiB
+ *  per idle session. */
+const NOT_CONNECTION_OPTIONS = new Set([
+  'headers', 'auth', 'method', 'path', 'agent', 'createConnection', 'finishRequest', 'timeout', 'setHost', 'defaultPort',
+  'handshakeTimeout', 'perMessageDeflate', 'followRedirects', 'maxRedirects', 'maxPayload', 'protocolVersion', 'origin',
+  'generateMask', 'allowSynchronousEvents', 'autoPong', 'skipUTF8Validation', 'socketPath', '_defaultAgent',
+]);
+
 /** What an agent would do to connect (https.Agent names the server for SNI unless it is an IP
- *  address), without one. */
+ *  address), without one, and with only the connection's own options (see above). */
 function connectTls(options: http.ClientRequestArgs): Socket {
-  const o = options as tls.ConnectionOptions;
+  const o = Object.fromEntries(Object.entries(options).filter(([k]) => !NOT_CONNECTION_OPTIONS.has(k))) as tls.ConnectionOptions;
   const host = o.host ?? 'localhost';
   return tls.connect({ ...o, servername: o.servername ?? (net.isIP(host) ? undefined : host) });
 }
@@ -197,6 +207,8 @@ export async function upgradeWebSocket<T>(
     ...(req.maxPayload !== undefined ? { maxPayload: req.maxPayload } : {}),
     ...(req.rawProtocol ? { headers: { ...conn.headers, 'Sec-WebSocket-Protocol': req.protocols.join(', ') } } : {}),
     finishRequest: finishRequestFor(watch, req.rawProtocol === true),
+    // ws connects as the SPDY upgrade does (a proxy agent, when there is one, connects instead).
+    ...(conn.agent === undefined && url.protocol === 'wss:' ? { createConnection: connectTls } : {}),
   } as WebSocket.ClientOptions;
 
   return new Promise((resolve, reject) => {
@@ -226,6 +238,9 @@ export async function upgradeWebSocket<T>(
       if (!req.protocols.includes(protocol)) return fail(unsupported(`it answered subprotocol "${protocol}"`));
       // The caller installs its own listeners; ours must not outlive the handshake.
       ws.removeAllListeners();
+      // ws keeps the URL for its `url` getter only; ours carries the whole command in its query
+      // (the wrapper script: ~1.3 KiB per idle session). Nothing reads it after the handshake.
+      (ws as unknown as { _url: string })._url = `${url.origin}${url.pathname}`;
       try {
         const taken = take(ws, protocol);
         settled = true;
