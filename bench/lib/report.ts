@@ -200,7 +200,7 @@ function fmtBytes(b: number | undefined): string {
 
 function latencyTable(l: LatencyResult): string[] {
   const lines = [
-    `### Interactive latency (ms, keystroke to echo; ${l.keystrokesPerRound} keystrokes × ${l.rounds} alternating rounds per path, after a warm-up session of ${l.warmupSessionKeystrokes} keystrokes per path and ${l.warmupPerSession} more at the start of each session)`,
+    `### Interactive latency (ms, keystroke to echo; ${l.keystrokesPerRound} keystrokes × ${l.rounds} alternating rounds per path, after ${(l.warmupSessions ?? 1) === 1 ? 'a warm-up session' : `${l.warmupSessions} warm-up sessions`} of ${l.warmupSessionKeystrokes} keystrokes per path and ${l.warmupPerSession} more at the start of each session)`,
     '',
     `Client: ${l.client}.`,
     '',

@@ -4,11 +4,17 @@
  * where the echo byte arrives, with no local terminal or ssh process in between. The remote side
  * puts its terminal in raw mode and runs `dd bs=1`, which echoes every byte on its own and exits
  * after the last one (a clean end for every path; a TTY exec is never killed by a disconnect).
- * First a warm-up session per path, not counted: a fresh bridge's keystroke path runs cold (the
+ * First warm-up sessions per path, not counted: a fresh bridge's keystroke path runs cold (the
  * JIT has not optimized the small-packet code yet) and its p99 stays in the milliseconds for the
  * first few thousand keystrokes (measured: p99 3.1, 3.3, 1.5, 0.37 ms over four sessions of 3,000
- * keystrokes on one bridge). Then one session per path per round; rounds alternate the paths;
- * the first keystrokes of each session are not counted either.
+ * keystrokes on one bridge). Several sessions, not one long one: each new session's closures are
+ * new call targets, so code optimized during one session is deoptimized at the start of the next
+ * ("wrong call target", "wrong map" in `--trace-deopt`) and optimized again during it, until the
+ * call sites have seen enough sessions to stop betting on one (6 deopts at the start of the second
+ * session, 1 at each of the next two, with 13, 10 and 6 compilations during them); the slow
+ * keystrokes of those sessions came at the same positions session after session. A bridge in
+ * service has run many sessions. Then one session per path per round; rounds alternate the
+ * paths; the first keystrokes of each session are not counted either.
  */
 import { alternate, errorOf, type BenchContext, type PathError } from '../lib/context.ts';
 import type { PathName, TtyStream } from '../lib/paths.ts';
@@ -18,7 +24,8 @@ export interface LatencyResult {
   client: string;
   keystrokesPerRound: number;
   warmupPerSession: number;
-  /** Keystrokes of the uncounted warm-up session each path had first. */
+  /** Uncounted warm-up sessions each path had first, and the keystrokes of each. */
+  warmupSessions: number;
   warmupSessionKeystrokes: number;
   rounds: number;
   unit: 'ms';
@@ -74,14 +81,14 @@ async function session(stream: TtyStream, total: number, warmup: number): Promis
   return samples;
 }
 
-export async function latency(ctx: BenchContext, perRound: number, rounds: number, deadline: number, warmupSession = 3000): Promise<LatencyResult> {
+export async function latency(ctx: BenchContext, perRound: number, rounds: number, deadline: number, warmupSession = 600, warmupSessions = 5): Promise<LatencyResult> {
   const warmup = 50;
   const total = perRound + warmup;
   const command = (n: number) => `stty raw -echo; printf ${READY}; exec dd bs=1 count=${n} 2>/dev/null`;
   const byPath: Partial<Record<PathName, number[][]>> = {};
   const errors: Partial<Record<PathName, PathError>> = {};
-  for (const p of ctx.paths) {
-    if (warmupSession <= 0) break;
+  for (let w = 0; w < warmupSessions; w++) for (const p of ctx.paths) {
+    if (warmupSession <= 0 || errors[p.name]) continue;
     let stream: TtyStream | null = null;
     try {
       stream = await p.tty(command(warmupSession));
@@ -124,6 +131,7 @@ export async function latency(ctx: BenchContext, perRound: number, rounds: numbe
     client: 'ssh2 Client in the bench process (TCP_NODELAY on, as OpenSSH sets it for TTY sessions); direct path: ws client in the same process',
     keystrokesPerRound: perRound,
     warmupPerSession: warmup,
+    warmupSessions,
     warmupSessionKeystrokes: warmupSession,
     rounds: done,
     unit: 'ms',
