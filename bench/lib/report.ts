@@ -247,7 +247,7 @@ function scaleTable(s: ScaleResult): string[] {
     const g = topGc.perSession;
     lines.push(
       '',
-      `At the top level after two forced full GCs (through the inspector), per session: ${fmt(g.rssKiB)} KiB of RSS = V8 heap in use ${fmt(g.heapUsedKiB)} + V8 heap pages not yet returned ${fmt(g.heapSlackKiB)} + external (Buffers) ${fmt(g.externalKiB)} + other native memory ${fmt(g.otherNativeKiB)} (OpenSSL's per-connection TLS state towards the API server, socket structures, malloc's retained free memory).`,
+      `At the top level after two forced full GCs (through the inspector), per session: ${fmt(g.rssKiB)} KiB of RSS = V8 heap in use ${fmt(g.heapUsedKiB)} + V8 heap pages not yet returned ${fmt(g.heapSlackKiB)} + external (Buffers) ${fmt(g.externalKiB)} + other native memory ${fmt(g.otherNativeKiB)} (mostly OpenSSL's and Node's state for each session's TLS connection to the API server; socket structures. Live memory: \`malloc_trim\` in a bridge at 2,000 sessions returned 1 MiB).`,
     );
   }
   if (s.afterClose) lines.push('', `After all sessions ended (${s.afterClose.closedCleanly} cleanly by \`exit\`, in ${fmt(s.afterClose.closeSeconds)} s): RSS ${fmt(s.afterClose.rssKiB / 1024)} MiB, ${s.afterClose.fds} fds.`);

@@ -273,7 +273,7 @@ export async function scaleBridge(
                   externalKiB: per(gc.external, baseGc.external),
                   arrayBuffersKiB: per(gc.arrayBuffers, baseGc.arrayBuffers),
                   // RSS outside the V8 heap and its counted external memory: OpenSSL's per-connection
-                  // state, libuv and socket structures, malloc's retained free memory.
+                  // state, libuv and socket structures (live: malloc_trim returned 1 MiB at 2,000 sessions).
                   otherNativeKiB: round(per(gc.rss, baseGc.rss) - per(gc.heapTotal, baseGc.heapTotal) - per(gc.external, baseGc.external), 1),
                 },
               }
