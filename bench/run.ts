@@ -383,7 +383,7 @@ async function main(): Promise<void> {
     }
     if (only.has('latency')) {
       progress(`latency: ${P.latencyPerRound} keystrokes × ${P.latencyRounds} rounds per path`);
-      results.latency = await latency(ctx, P.latencyPerRound, P.latencyRounds, deadlineFor('latency'), quick ? 300 : 600, 5);
+      results.latency = await latency(ctx, P.latencyPerRound, P.latencyRounds, deadlineFor('latency'), quick ? 300 : 600);
       progress(`latency done: ${Object.entries(results.latency.paths).map(([k, v]) => `${k} ${'error' in v ? 'failed' : `p50 ${v.p50} p99 ${v.p99} ms`}`).join(', ')}`);
     }
     if (only.has('setup')) {

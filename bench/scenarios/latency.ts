@@ -87,8 +87,7 @@ export async function latency(ctx: BenchContext, perRound: number, rounds: numbe
   const command = (n: number) => `stty raw -echo; printf ${READY}; exec dd bs=1 count=${n} 2>/dev/null`;
   const byPath: Partial<Record<PathName, number[][]>> = {};
   const errors: Partial<Record<PathName, PathError>> = {};
-  for (let w = 0; w < warmupSessions; w++) for (const p of ctx.paths) {
-    if (warmupSession <= 0 || errors[p.name]) continue;
+  const warm = async (p: (typeof ctx.paths)[number]) => {
     let stream: TtyStream | null = null;
     try {
       stream = await p.tty(command(warmupSession));
@@ -99,6 +98,9 @@ export async function latency(ctx: BenchContext, perRound: number, rounds: numbe
       ctx.progress(`  latency warm-up ${p.name}: ${errors[p.name]?.error}`);
       stream?.destroy();
     }
+  };
+  for (let w = 0; w < warmupSessions && warmupSession > 0; w++) {
+    for (const p of ctx.paths) if (!errors[p.name]) await warm(p);
   }
   const { done, truncated } = await alternate(ctx.paths, rounds, deadline, async (p) => {
     if (errors[p.name]) return;

@@ -70,8 +70,6 @@ export class SessionCore {
   private lastActivity = Date.now();
   private readonly timers: NodeJS.Timeout[] = [];
   private maxDuration: Deadline | null = null;
-  /** Set once the session's timers are cleared: nothing re-arms one after that. */
-  private timersCleared = false;
   /** The session's log (the connection's fields bound). */
   readonly log: Logger;
   private resolvedPlace: ResolvedPlace | null = null;
@@ -321,14 +319,15 @@ export class SessionCore {
           warned = true;
           this.notify(`idle session; it ends in ${formatDuration(idleTimeoutMs - idle)} unless there is activity`);
         } else if (idle < idleTimeoutMs - warningMs) warned = false;
-        if (!this.timersCleared) idleCheck.refresh();
+        // refresh() would re-arm a cleared timer: not once the session is over (its timers are
+        // cleared then: the client gone, or the session done).
+        if (!this.gone && this.phaseNow !== 'done') idleCheck.refresh();
       }, Math.min(1000, idleTimeoutMs / 4));
       this.timers.push(idleCheck);
     }
   }
 
   private clearTimers(): void {
-    this.timersCleared = true;
     this.maxDuration?.clear();
     for (const t of this.timers) clearTimeout(t);
     this.timers.length = 0;
